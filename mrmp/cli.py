@@ -1,0 +1,196 @@
+"""`mrmp train | eval | reproduce`: the command line over the method."""
+
+from __future__ import annotations
+
+import json
+import shlex
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import torch
+import typer
+
+from mrmp.derive import MODES
+from mrmp.evaluate import RATE_GRID, evaluate_rates, predict, rate_key
+from mrmp.experiment import (
+    ModelSpec,
+    build_model,
+    evaluation_table,
+    load_data,
+    manifest_for,
+    protocol,
+    service_rates,
+    train_config,
+)
+from mrmp.priors import PRIORS
+from mrmp.store import load_model, save_model
+from mrmp.train import LOW_RATES, METHODS, PAPER_RATES, train
+
+app = typer.Typer(help="One-shot multi-rate pruning of a skeleton GCN.", no_args_is_help=True)
+
+
+def _command_line() -> str:
+    return shlex.join(["mrmp", *sys.argv[1:]])
+
+
+def _rates(text: str | None, default: tuple[float, ...]) -> tuple[float, ...]:
+    if not text:
+        return default
+    try:
+        rates = tuple(float(r) for r in text.split(","))
+    except ValueError:
+        raise typer.BadParameter(f"rates must be comma-separated numbers, got {text!r}") from None
+    bad = [r for r in rates if not 0.0 <= r < 1.0]
+    if bad:
+        raise typer.BadParameter(f"rates must lie in [0, 1): {bad}")
+    return rates
+
+
+def _fold(text: str) -> int | None:
+    if text == "none":
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        raise typer.BadParameter(f"fold must be an integer or 'none', got {text!r}") from None
+
+
+@app.command("train")
+def train_cmd(
+    out: Annotated[Path, typer.Option(help="model folder to write (manifest + weights)")],
+    dataset: Annotated[str, typer.Option(help="sbu, fpha, synthetic-sbu, synthetic-fpha")] = "sbu",
+    method: Annotated[str, typer.Option(help=f"one of {', '.join(METHODS)}")] = "mrmp",
+    prior: Annotated[str, typer.Option(help=f"one of {', '.join(PRIORS)}")] = "gaussian",
+    rates: Annotated[str | None, typer.Option(help="comma-separated training rates")] = None,
+    epochs: int = 300,
+    test_fold: Annotated[
+        str, typer.Option(help="held-out fold (SBU 0-4, FPHA 1 = test) or 'none' to use all")
+    ] = "none",
+    kl_weight: float = 1.0,
+    rates_per_step: Annotated[int | None, typer.Option(help="rates sampled per step")] = 4,
+    seed: int = 0,
+    name: Annotated[str | None, typer.Option(help="model name (default: folder name)")] = None,
+    data_dir: Annotated[str | None, typer.Option(help="datasets root (or MRMP_DATA_DIR)")] = None,
+    checkpoint: Annotated[Path | None, typer.Option(help="resumable training state")] = None,
+) -> None:
+    """Train a model and write it to a model folder, with its held-out evaluation table."""
+    if method not in METHODS:
+        raise typer.BadParameter(f"method must be one of {', '.join(METHODS)}")
+    if prior not in PRIORS:
+        raise typer.BadParameter(f"prior must be one of {', '.join(PRIORS)}")
+    data = load_data(dataset, data_dir=data_dir)
+    fold = _fold(test_fold)
+    xtr, ytr, xte, yte = data.split(fold)
+    model = build_model(data, ModelSpec(prior=prior, seed=seed))
+    cfg = train_config(
+        data,
+        method=method,
+        prior=prior,
+        rates=_rates(rates, LOW_RATES + PAPER_RATES),
+        epochs=epochs,
+        kl_weight=kl_weight,
+        rates_per_step=rates_per_step,
+        seed=seed,
+    )
+    train(model, xtr, ytr, cfg, checkpoint=checkpoint)
+    proto = f"held-out fold {fold}" if fold is not None else "none (trained on all data)"
+    table = evaluation_table(model, xte, yte, service_rates(cfg), proto)
+    manifest = manifest_for(
+        data, model, cfg, name=name or out.name, command=_command_line(), evaluation=table
+    )
+    manifest = save_model(out, model, manifest)
+    typer.echo(f"wrote {out} (version {manifest['version'][:12]}, params {manifest['params']})")
+
+
+@app.command("eval")
+def eval_cmd(
+    model: Annotated[Path, typer.Option(help="model folder")],
+    dataset: str = "sbu",
+    test_fold: Annotated[str, typer.Option(help="fold to evaluate on, or 'none' for all")] = "0",
+    rates: Annotated[str | None, typer.Option(help="comma-separated rates")] = None,
+    mode: Annotated[str, typer.Option(help=f"one of {', '.join(MODES)}")] = "prior",
+    predictions: Annotated[
+        Path | None, typer.Option(help="write per-sequence predictions per rate as JSON")
+    ] = None,
+    data_dir: str | None = None,
+) -> None:
+    """Accuracy and observed rate of a stored model at each rate, on a dataset's fold."""
+    if mode not in MODES:
+        raise typer.BadParameter(f"mode must be one of {', '.join(MODES)}")
+    net, manifest = load_model(model)
+    data = load_data(dataset, data_dir=data_dir)
+    if manifest["class_names"] != list(data.dataset.class_names):
+        raise typer.BadParameter(f"model {model} was not trained on {dataset}'s classes")
+    _, _, x, y = data.split(_fold(test_fold))
+    if _fold(test_fold) is None:
+        x, y = data.x, data.y
+    chosen = _rates(rates, (0.0, *RATE_GRID))
+    table = evaluate_rates(net, x, y, chosen, mode)
+    for key, row in table.items():
+        typer.echo(
+            f"rate {key}  accuracy {row['accuracy']:6.2f}%  observed {row['observed_rate']:.4f}"
+        )
+    if predictions is not None:
+        from mrmp.derive import derive
+
+        preds = {}
+        for r in chosen:
+            pruned, _ = derive(net, r, mode)
+            preds[rate_key(r)] = predict(pruned, x).tolist()
+        ids = (
+            [data.dataset.ids[i] for i in data.dataset.split(_fold(test_fold))[1]]
+            if _fold(test_fold) is not None
+            else list(data.dataset.ids)
+        )
+        predictions.write_text(json.dumps({"ids": ids, "mode": mode, "predictions": preds}))
+        typer.echo(f"wrote {predictions}")
+
+
+@app.command("reproduce")
+def reproduce_cmd(
+    dataset: Annotated[str, typer.Option(help="sbu or fpha")] = "sbu",
+    work: Annotated[Path | None, typer.Option(help="resumable work folder")] = None,
+    out: Annotated[Path, typer.Option(help="results folder")] = Path("docs/results"),
+    epochs: int = 300,
+    srmp_epochs: int = 300,
+    mp_finetune_epochs: int = 50,
+    rates_per_step: int = 4,
+    kl_weight: float = 1.0,
+    folds: Annotated[str | None, typer.Option(help="comma-separated test folds")] = None,
+    aggregate_only: Annotated[bool, typer.Option(help="only rebuild JSON and plots")] = False,
+    rate_jitter: Annotated[bool, typer.Option(help="stratified rate jitter in MRMP")] = True,
+    threads: Annotated[int | None, typer.Option(help="torch intra-op threads")] = None,
+    data_dir: str | None = None,
+) -> None:
+    """The paper's results on one dataset: dense, MP, SRMP, MRMP x 3 priors (resumable)."""
+    from mrmp.reproduce import ReproConfig, Reproduction
+
+    if threads:
+        torch.set_num_threads(threads)
+    cfg = ReproConfig(
+        dataset=dataset,
+        work=work or Path("runs") / dataset,
+        epochs=epochs,
+        srmp_epochs=srmp_epochs,
+        mp_finetune_epochs=mp_finetune_epochs,
+        rates_per_step=rates_per_step,
+        kl_weight=kl_weight,
+        rate_jitter=rate_jitter,
+        folds=tuple(int(f) for f in folds.split(",")) if folds else None,
+        command=_command_line(),
+        data_dir=data_dir,
+    )
+    if cfg.folds is not None:
+        valid = protocol(dataset)["test_folds"]
+        if not set(cfg.folds) <= set(valid):
+            raise typer.BadParameter(f"folds for {dataset} are {valid}")
+    repro = Reproduction(cfg, log=typer.echo)
+    if not aggregate_only:
+        repro.run()
+    results = repro.aggregate(out)
+    typer.echo(json.dumps({k: results.get(k) for k in ("dataset", "dense", "srmp_prior")}))
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,254 @@
+"""The paper's results on one dataset, by one resumable command.
+
+Work is split into units (one per method, prior, fold and, for SRMP, rate). Each unit writes
+its result as JSON under the work folder, and its training checkpoint beside it, so an
+interrupted run resumes where it stopped. `aggregate` turns whatever units are done into the
+results JSON and the two plots (the paper's Figure 4).
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from mrmp.derive import derive_masks
+from mrmp.evaluate import (
+    RATE_GRID,
+    accuracy,
+    evaluate_rates,
+    plot_accuracy,
+    plot_observed_rate,
+    rate_key,
+)
+from mrmp.experiment import Data, ModelSpec, build_model, load_data, protocol, train_config
+from mrmp.gcn import MaskGate
+from mrmp.priors import PRIORS
+from mrmp.train import PAPER_RATES, train
+
+
+@dataclass
+class ReproConfig:
+    dataset: str
+    work: Path
+    epochs: int = 300
+    srmp_epochs: int = 300
+    mp_finetune_epochs: int = 50
+    rates_per_step: int | None = 4
+    kl_weight: float = 1.0
+    rate_jitter: bool = True
+    priors: tuple[str, ...] = tuple(PRIORS)
+    folds: tuple[int, ...] | None = None
+    srmp_prior: str = "auto"
+    seed: int = 0
+    command: str = ""
+    data_dir: str | None = None
+
+
+def _write(path: Path, obj: Any) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(obj, indent=1) + "\n")
+    tmp.replace(path)
+
+
+class Reproduction:
+    def __init__(self, cfg: ReproConfig, log: Callable[[str], None] = print) -> None:
+        self.cfg = cfg
+        self.log = log
+        self.proto = protocol(cfg.dataset)
+        self.folds = cfg.folds if cfg.folds is not None else self.proto["test_folds"]
+        self._data: Data | None = None
+
+    @property
+    def data(self) -> Data:
+        if self._data is None:
+            self._data = load_data(self.cfg.dataset, data_dir=self.cfg.data_dir)
+        return self._data
+
+    def _unit(self, name: str, run: Callable[[Path], dict]) -> dict:
+        path = self.cfg.work / f"{name}.json"
+        if path.exists():
+            return json.loads(path.read_text())
+        self.log(f"[{self.cfg.dataset}] {name}")
+        result = run(self.cfg.work / f"{name}.ckpt")
+        _write(path, result)
+        (self.cfg.work / f"{name}.ckpt").unlink(missing_ok=True)
+        return result
+
+    def _dense(self, fold: int) -> dict:
+        def run(ckpt: Path) -> dict:
+            xtr, ytr, xte, yte = self.data.split(fold)
+            spec = ModelSpec(prior="gaussian", seed=self.cfg.seed)
+            model = build_model(self.data, spec)
+            tc = train_config(self.data, method="dense", epochs=self.cfg.epochs, seed=spec.seed)
+            train(model, xtr, ytr, tc, checkpoint=ckpt, desc=f"dense f{fold}")
+            out: dict[str, Any] = {"dense": accuracy(model, xte, yte), "mp": {}, "mp_ft": {}}
+            state = {k: v.clone() for k, v in model.state_dict().items()}
+            for r in PAPER_RATES:
+                # Magnitude pruning per layer of the trained dense net, no retraining.
+                masks, _ = derive_masks(model, r, mode="exact")
+                out["mp"][rate_key(r)] = accuracy(
+                    lambda x, m=masks: model(x, MaskGate(m)), xte, yte
+                )
+                if self.cfg.mp_finetune_epochs > 0:
+                    ft = train_config(self.data, method="dense", epochs=self.cfg.mp_finetune_epochs)
+                    train(model, xtr, ytr, ft, masks=masks, desc=f"mp-ft {r} f{fold}")
+                    acc = accuracy(lambda x, m=masks: model(x, MaskGate(m)), xte, yte)
+                    out["mp_ft"][rate_key(r)] = acc
+                    model.load_state_dict(state)
+            return out
+
+        return self._unit(f"dense/fold{fold}", run)
+
+    def _mrmp(self, prior: str, fold: int) -> dict:
+        def run(ckpt: Path) -> dict:
+            xtr, ytr, xte, yte = self.data.split(fold)
+            model = build_model(self.data, ModelSpec(prior=prior, seed=self.cfg.seed))
+            tc = train_config(
+                self.data,
+                method="mrmp",
+                prior=prior,
+                epochs=self.cfg.epochs,
+                rates_per_step=self.cfg.rates_per_step,
+                rate_jitter=self.cfg.rate_jitter,
+                kl_weight=self.cfg.kl_weight,
+                seed=self.cfg.seed,
+            )
+            train(model, xtr, ytr, tc, checkpoint=ckpt, desc=f"mrmp {prior} f{fold}")
+            rates = sorted({*tc.rates, *RATE_GRID})
+            return {
+                "seen_rates": list(tc.rates),
+                "prior": evaluate_rates(model, xte, yte, rates, "prior"),
+                "exact": evaluate_rates(model, xte, yte, rates, "exact"),
+            }
+
+        return self._unit(f"mrmp/{prior}/fold{fold}", run)
+
+    def _srmp(self, prior: str, rate: float, fold: int) -> dict:
+        def run(ckpt: Path) -> dict:
+            xtr, ytr, xte, yte = self.data.split(fold)
+            model = build_model(self.data, ModelSpec(prior=prior, seed=self.cfg.seed))
+            tc = train_config(
+                self.data,
+                method="srmp",
+                prior=prior,
+                rates=(rate,),
+                epochs=self.cfg.srmp_epochs,
+                kl_weight=self.cfg.kl_weight,
+                seed=self.cfg.seed,
+            )
+            train(model, xtr, ytr, tc, checkpoint=ckpt, desc=f"srmp {prior} {rate} f{fold}")
+            return evaluate_rates(model, xte, yte, [rate], "prior")[rate_key(rate)]
+
+        return self._unit(f"srmp/{prior}/{rate_key(rate)}/fold{fold}", run)
+
+    def best_prior(self) -> str:
+        """The prior whose MRMP is most accurate on the seen rates, averaged over folds."""
+        if self.cfg.srmp_prior != "auto":
+            return self.cfg.srmp_prior
+        path = self.cfg.work / "srmp_prior.json"
+        if path.exists():
+            return json.loads(path.read_text())["prior"]
+        scores = {}
+        for prior in self.cfg.priors:
+            accs = [
+                self._mrmp(prior, f)["prior"][rate_key(r)]["accuracy"]
+                for f in self.folds
+                for r in PAPER_RATES
+            ]
+            scores[prior] = statistics.mean(accs)
+        best = max(scores, key=scores.__getitem__)
+        _write(path, {"prior": best, "mean_seen_accuracy": scores})
+        return best
+
+    def run(self) -> None:
+        """Every unit, fold by fold; SRMP last since it uses the best MRMP prior."""
+        for fold in self.folds:
+            self._dense(fold)
+            for prior in self.cfg.priors:
+                self._mrmp(prior, fold)
+        best = self.best_prior()
+        for fold in self.folds:
+            for r in PAPER_RATES:
+                self._srmp(best, r, fold)
+
+    def _done(self, name: str) -> dict | None:
+        path = self.cfg.work / f"{name}.json"
+        return json.loads(path.read_text()) if path.exists() else None
+
+    def aggregate(self, out_dir: Path) -> dict:
+        """Fold means of every unit done so far -> <dataset>.json and the two plots."""
+
+        def mean_over_folds(get: Callable[[int], float | None]) -> float | None:
+            vals = [get(f) for f in self.folds]
+            return round(statistics.mean(vals), 2) if vals and None not in vals else None
+
+        dense = [self._done(f"dense/fold{f}") for f in self.folds]
+        results: dict[str, Any] = {
+            "dataset": self.cfg.dataset,
+            "protocol": self.proto["protocol"],
+            "command": self.cfg.command,
+            "params": build_model(self.data, ModelSpec()).num_params(),
+            "seen_rates": list(PAPER_RATES),
+            "folds": list(self.folds),
+            "epochs": {
+                "dense_mrmp": self.cfg.epochs,
+                "srmp": self.cfg.srmp_epochs,
+                "mp_finetune": self.cfg.mp_finetune_epochs,
+            },
+            "mrmp_rates_per_step": self.cfg.rates_per_step,
+            "mrmp_rate_jitter": self.cfg.rate_jitter,
+        }
+        if all(dense):
+            results["dense"] = mean_over_folds(lambda f: dense[self.folds.index(f)]["dense"])
+            for key in ("mp", "mp_ft"):
+                results[key] = {
+                    rate_key(r): mean_over_folds(
+                        lambda f, r=r, key=key: dense[self.folds.index(f)][key].get(rate_key(r))
+                    )
+                    for r in PAPER_RATES
+                }
+        srmp_prior = (self._done("srmp_prior") or {}).get("prior")
+        if srmp_prior:
+            results["srmp_prior"] = srmp_prior
+            table = {}
+            for r in PAPER_RATES:
+                runs = [self._done(f"srmp/{srmp_prior}/{rate_key(r)}/fold{f}") for f in self.folds]
+                if all(runs):
+                    table[rate_key(r)] = round(statistics.mean(u["accuracy"] for u in runs), 2)
+            results["srmp"] = table
+        results["mrmp"], results["mrmp_exact"], results["observed_rate"] = {}, {}, {}
+        for prior in self.cfg.priors:
+            runs = [self._done(f"mrmp/{prior}/fold{f}") for f in self.folds]
+            if not all(runs):
+                continue
+            keys = list(runs[0]["prior"])
+            for mode, target in (("prior", "mrmp"), ("exact", "mrmp_exact")):
+                results[target][prior] = {
+                    k: round(statistics.mean(u[mode][k]["accuracy"] for u in runs), 2) for k in keys
+                }
+            results["observed_rate"][prior] = {
+                k: round(statistics.mean(u["prior"][k]["observed_rate"] for u in runs), 4)
+                for k in keys
+            }
+        out_dir.mkdir(parents=True, exist_ok=True)
+        _write(out_dir / f"{self.cfg.dataset}.json", results)
+        if "dense" in results and results["mrmp"]:
+            grid = {rate_key(r) for r in RATE_GRID}
+            figure = {
+                **results,
+                "mrmp": {
+                    p: {k: v for k, v in t.items() if k in grid} for p, t in results["mrmp"].items()
+                },
+                "observed_rate": {
+                    p: {k: v for k, v in t.items() if k in grid}
+                    for p, t in results["observed_rate"].items()
+                },
+            }
+            plot_accuracy(figure, out_dir / f"{self.cfg.dataset}_accuracy.png")
+            plot_observed_rate(figure, out_dir / f"{self.cfg.dataset}_observed_rate.png")
+        return results

@@ -1,0 +1,72 @@
+import pytest
+import torch
+
+from mrmp.bandstop import annealed_crispness, bandstop, hard_mask
+from mrmp.kld import SoftHistogramKL
+from mrmp.priors import PRIORS, get_prior
+
+
+def test_bandstop_shape():
+    z = torch.tensor([-3.0, -1.01, -0.5, 0.0, 0.5, 0.99, 3.0])
+    psi = bandstop(z, a=1.0, sigma=200.0)
+    torch.testing.assert_close(
+        psi, torch.tensor([1.0, 0.8808, 0.0, 0.0, 0.0, 0.1192, 1.0]), atol=1e-3, rtol=0
+    )
+    assert torch.all((psi >= 0) & (psi <= 1 + 1e-6))
+    # symmetric in z
+    torch.testing.assert_close(bandstop(z, 1.0, 5.0), bandstop(-z, 1.0, 5.0))
+
+
+def test_bandstop_converges_to_hard_mask_and_is_one_at_rate_zero():
+    z = torch.randn(10_000)
+    z = z[(z.abs() - 0.7).abs() > 0.05]  # away from the cut
+    torch.testing.assert_close(bandstop(z, 0.7, 1e4), hard_mask(z, 0.7))
+    assert torch.equal(bandstop(z, 0.0, 10.0), torch.ones_like(z))
+
+
+def test_bandstop_is_differentiable():
+    z = torch.tensor([0.9, 1.1], requires_grad=True)
+    bandstop(z, 1.0, 10.0).sum().backward()
+    assert torch.all(z.grad.abs() > 0)
+
+
+def test_annealing_geometric_in_units_of_a():
+    a = 0.5
+    assert annealed_crispness(a, 0.0) == pytest.approx(1 / a)
+    assert annealed_crispness(a, 1.0) == pytest.approx(100 / a)
+    assert annealed_crispness(a, 0.5) == pytest.approx(10 / a)
+    assert annealed_crispness(a, 0.25) < annealed_crispness(a, 0.75)
+
+
+@pytest.mark.parametrize("name", list(PRIORS))
+def test_kl_small_on_prior_samples_large_off_prior(name):
+    prior = get_prior(name)
+    kl = SoftHistogramKL(prior, sample=None)
+    z = prior.sample((50_000,), generator=torch.Generator().manual_seed(1))
+    on = float(kl.divergence(z))
+    off = float(kl.divergence(z * 0.3))
+    assert 0 <= on < 0.02
+    assert off > 10 * on
+
+
+def test_kl_histogram_is_a_distribution_and_has_gradients():
+    kl = SoftHistogramKL(get_prior("gaussian"), bins=20)
+    z = (torch.randn(1000) * 2).requires_grad_()
+    p = kl.histogram(z)
+    assert p.shape == (22,)
+    assert float(p.detach().sum()) == pytest.approx(1.0, abs=1e-6)
+    kl([z, z * 0.5]).backward()
+    assert z.grad is not None and torch.isfinite(z.grad).all()
+
+
+def test_kl_gradient_pulls_towards_prior():
+    kl = SoftHistogramKL(get_prior("gaussian"), sample=None)
+    z = (torch.randn(2000) * 0.5).requires_grad_()
+    opt = torch.optim.Adam([z], lr=0.04)
+    before = float(kl.divergence(z))
+    for _ in range(100):
+        opt.zero_grad()
+        kl.divergence(z).backward()
+        opt.step()
+    assert float(kl.divergence(z)) < before / 5
+    assert 0.8 < float(z.std()) < 1.2

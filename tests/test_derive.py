@@ -1,0 +1,72 @@
+import pytest
+import torch
+
+from mrmp.derive import derive, derive_masks
+from mrmp.gcn import MaskGate
+
+RATES = [0.0, 0.1, 0.5, 0.73, 0.9, 0.98, 0.99]
+
+
+@pytest.mark.parametrize("rate", RATES)
+def test_exact_mode_observes_the_rate_per_layer(small_model, rate):
+    _, info = derive_masks(small_model, rate, "exact")
+    for name, z in small_model.latents():
+        assert info.layer_rates[name] == pytest.approx(round(rate * z.numel()) / z.numel())
+    assert info.observed_rate == pytest.approx(rate, abs=1e-3)
+
+
+@pytest.mark.parametrize("rate", RATES)
+def test_prior_mode_observed_rate_counts_zeros(small_model, rate):
+    net, info = derive(small_model, rate, "prior")
+    params = net.params()
+    zeros = sum(int((params[n] == 0).sum()) for n in small_model.prunable)
+    total = sum(params[n].numel() for n in small_model.prunable)
+    assert info.pruned == zeros and info.prunable == total
+    assert info.prior_threshold == pytest.approx(small_model.prior.threshold(rate))
+    # Freshly initialized latents are samples of the prior: the observed rate is close to r.
+    assert info.observed_rate == pytest.approx(rate, abs=0.02)
+
+
+@pytest.mark.parametrize("mode", ["prior", "exact"])
+def test_masks_are_monotone_in_rate(small_model, mode):
+    """A weight pruned at r stays pruned at every r' > r."""
+    previous = None
+    for r in [i / 100 for i in range(0, 100, 3)]:
+        masks, _ = derive_masks(small_model, r, mode)
+        if previous is not None:
+            for name, m in masks.items():
+                assert torch.all(m <= previous[name]), (mode, r, name)
+        previous = masks
+
+
+def test_derived_network_equals_masked_latent_forward(small_model, synthetic):
+    x = synthetic.x[:16]
+    for r in (0.0, 0.5, 0.95):
+        net, _ = derive(small_model, r, "prior")
+        masks, _ = derive_masks(small_model, r, "prior")
+        with torch.no_grad():
+            expected = small_model(x, MaskGate(masks))
+        torch.testing.assert_close(net(x), expected)
+
+
+def test_rate_zero_is_the_dense_network(small_model, synthetic):
+    net, info = derive(small_model, 0.0, "prior")
+    assert info.pruned == 0
+    with torch.no_grad():
+        torch.testing.assert_close(net(synthetic.x[:8]), small_model(synthetic.x[:8]))
+
+
+def test_bad_rate_and_mode(small_model):
+    with pytest.raises(ValueError, match="rate"):
+        derive(small_model, 1.0)
+    with pytest.raises(ValueError, match="rate"):
+        derive(small_model, -0.1)
+    with pytest.raises(ValueError, match="mode"):
+        derive(small_model, 0.5, "fuzzy")
+
+
+def test_unpruned_layers_are_untouched(small_model):
+    masks, info = derive_masks(small_model, 0.9, "prior")
+    assert "classifier" not in masks and "classifier" not in small_model.prunable
+    assert set(masks) == small_model.prunable
+    assert info.kept_params > info.prunable - info.pruned

@@ -1,0 +1,98 @@
+import json
+
+import pytest
+import torch
+
+from mrmp.derive import derive
+from mrmp.experiment import evaluation_table, manifest_for, train_config
+from mrmp.store import MANIFEST, WEIGHTS, StoreError, load_model, save_model
+
+
+@pytest.fixture
+def store(tmp_path, small_model, synthetic):
+    cfg = train_config(synthetic, method="mrmp", epochs=1)
+    table = evaluation_table(small_model, synthetic.x[:20], synthetic.y[:20], (0.0, 0.5), "t")
+    manifest = manifest_for(synthetic, small_model, cfg, name="m", command="test", evaluation=table)
+    save_model(tmp_path / "m", small_model, manifest)
+    return tmp_path / "m"
+
+
+def test_round_trip_gives_identical_networks(store, small_model, synthetic):
+    loaded, manifest = load_model(store)
+    assert manifest["name"] == "m" and len(manifest["version"]) == 64
+    assert manifest["evaluation"]["rates"]["prior"]["0.50"]["accuracy"] >= 0
+    x = synthetic.x[:10]
+    for r in (0.0, 0.9):
+        torch.testing.assert_close(derive(loaded, r)[0](x), derive(small_model, r)[0](x))
+
+
+def test_weights_file_is_not_a_pickle(store):
+    head = (store / WEIGHTS).read_bytes()[:16]
+    assert not head.startswith(b"\x80")  # pickle protocol marker
+
+
+def test_corrupt_weights_are_refused_naming_the_file(store):
+    path = store / WEIGHTS
+    blob = bytearray(path.read_bytes())
+    blob[-10] ^= 0xFF
+    path.write_bytes(bytes(blob))
+    with pytest.raises(StoreError, match=r"latent\.safetensors.*sha256"):
+        load_model(store)
+
+
+def test_truncated_weights_are_refused(store):
+    path = store / WEIGHTS
+    path.write_bytes(path.read_bytes()[:1000])
+    with pytest.raises(StoreError, match=r"latent\.safetensors"):
+        load_model(store)
+
+
+def test_truncated_weights_with_matching_hash_are_refused(store):
+    import hashlib
+
+    path = store / WEIGHTS
+    cut = path.read_bytes()[:1000]
+    path.write_bytes(cut)
+    m = json.loads((store / MANIFEST).read_text())
+    m["version"] = hashlib.sha256(cut).hexdigest()
+    (store / MANIFEST).write_text(json.dumps(m))
+    with pytest.raises(StoreError, match=r"latent\.safetensors: not a readable safetensors"):
+        load_model(store)
+
+
+def test_mismatched_architecture_is_refused(store):
+    m = json.loads((store / MANIFEST).read_text())
+    m["architecture"]["hidden"] = 32
+    (store / MANIFEST).write_text(json.dumps(m))
+    with pytest.raises(StoreError, match=r"latent\.safetensors: tensor .* has shape"):
+        load_model(store)
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("{not json", "not valid JSON"),
+        ("[1, 2]", "JSON object"),
+        ('{"name": "x"}', "missing keys"),
+    ],
+)
+def test_bad_manifest_is_refused_naming_the_file(store, content, message):
+    (store / MANIFEST).write_text(content)
+    with pytest.raises(StoreError, match=rf"manifest\.json: .*{message}"):
+        load_model(store)
+
+
+def test_missing_files(tmp_path, store):
+    with pytest.raises(StoreError, match="no manifest"):
+        load_model(tmp_path / "nowhere")
+    (store / WEIGHTS).unlink()
+    with pytest.raises(StoreError, match=r"latent\.safetensors: missing"):
+        load_model(store)
+
+
+def test_unknown_prior_is_refused(store):
+    m = json.loads((store / MANIFEST).read_text())
+    m["prior"] = "cauchy"
+    (store / MANIFEST).write_text(json.dumps(m))
+    with pytest.raises(StoreError, match=r"manifest\.json: bad architecture or prior"):
+        load_model(store)

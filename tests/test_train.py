@@ -1,0 +1,72 @@
+import pytest
+import torch
+
+from mrmp.evaluate import accuracy, evaluate_rates
+from mrmp.experiment import ModelSpec, build_model, train_config
+from mrmp.train import TrainConfig, jitter_bounds, train
+
+
+def test_unknown_method_is_refused():
+    with pytest.raises(ValueError, match="unknown method"):
+        TrainConfig(method="lottery")
+
+
+def test_jitter_bounds_tile_the_range():
+    bounds = jitter_bounds((0.0, 0.5, 0.9), 0.99)
+    assert bounds == [(0.0, 0.25), (0.25, 0.7), (0.7, 0.99)]
+
+
+def _fit(synthetic, method, epochs, **kw):
+    xtr, ytr, xte, yte = synthetic.split(0)
+    model = build_model(synthetic, ModelSpec(prior="gaussian", arch={"hidden": 64}))
+    cfg = train_config(synthetic, method=method, epochs=epochs, **kw)
+    history = train(model, xtr, ytr, cfg, show_progress=False)
+    return model, history, (xte, yte)
+
+
+def test_dense_training_learns_synthetic_motions(synthetic):
+    model, history, (x, y) = _fit(synthetic, "dense", 30)
+    assert history[-1]["ce"] < history[0]["ce"]
+    assert accuracy(model, x, y) > 90
+
+
+def test_mrmp_keeps_accuracy_and_prior_alignment(synthetic):
+    model, history, (x, y) = _fit(
+        synthetic, "mrmp", 40, rates=(0.0, 0.5, 0.9), rates_per_step=None, kl_weight=1.0
+    )
+    assert history[-1]["kl"] < 0.05
+    table = evaluate_rates(model, x, y, [0.5, 0.9], "prior")
+    assert table["0.50"]["accuracy"] > 80
+    for key, row in table.items():
+        assert row["observed_rate"] == pytest.approx(float(key), abs=0.02)
+
+
+def test_training_is_deterministic_and_resumes_from_checkpoint(synthetic, tmp_path, monkeypatch):
+    xtr, ytr, _, _ = synthetic.split(0)
+
+    def run(ckpt=None):
+        model = build_model(synthetic, ModelSpec(arch={"hidden": 32}))
+        cfg = train_config(synthetic, method="mrmp", epochs=4, rates=(0.5, 0.9), checkpoint_every=2)
+        train(model, xtr, ytr, cfg, checkpoint=ckpt, show_progress=False)
+        return model
+
+    straight = run()
+    ckpt = tmp_path / "state.ckpt"
+    real_save = torch.save
+
+    calls = []
+
+    def die_on_second_save(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt  # killed after the epoch-2 checkpoint was committed
+        real_save(*args, **kwargs)
+
+    monkeypatch.setattr(torch, "save", die_on_second_save)
+    with pytest.raises(KeyboardInterrupt):
+        run(ckpt)
+    monkeypatch.setattr(torch, "save", real_save)
+    assert torch.load(ckpt, weights_only=True)["epoch"] == 2
+    resumed = run(ckpt)
+    for a, b in zip(straight.parameters(), resumed.parameters(), strict=True):
+        torch.testing.assert_close(a, b)
