@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import shlex
-import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -30,8 +29,18 @@ from mrmp.train import LOW_RATES, METHODS, PAPER_RATES, train
 app = typer.Typer(help="One-shot multi-rate pruning of a skeleton GCN.", no_args_is_help=True)
 
 
-def _command_line() -> str:
-    return shlex.join(["mrmp", *sys.argv[1:]])
+def _command_line(ctx: typer.Context, skip: tuple[str, ...] = ()) -> str:
+    """The command with every option spelled out, defaults included, to rerun it exactly."""
+    words = ["mrmp", ctx.info_name or ""]
+    for key, value in ctx.params.items():
+        if key in skip or value is None:
+            continue
+        flag = key.replace("_", "-")
+        if isinstance(value, bool):
+            words.append(f"--{flag}" if value else f"--no-{flag}")
+        else:
+            words += [f"--{flag}", str(value)]
+    return shlex.join(words)
 
 
 def _rates(text: str | None, default: tuple[float, ...]) -> tuple[float, ...]:
@@ -58,6 +67,7 @@ def _fold(text: str) -> int | None:
 
 @app.command("train")
 def train_cmd(
+    ctx: typer.Context,
     out: Annotated[Path, typer.Option(help="model folder to write (manifest + weights)")],
     dataset: Annotated[str, typer.Option(help="sbu, fpha, synthetic-sbu, synthetic-fpha")] = "sbu",
     method: Annotated[str, typer.Option(help=f"one of {', '.join(METHODS)}")] = "mrmp",
@@ -97,7 +107,7 @@ def train_cmd(
     proto = f"held-out fold {fold}" if fold is not None else "none (trained on all data)"
     table = evaluation_table(model, xte, yte, service_rates(cfg), proto)
     manifest = manifest_for(
-        data, model, cfg, name=name or out.name, command=_command_line(), evaluation=table
+        data, model, cfg, name=name or out.name, command=_command_line(ctx), evaluation=table
     )
     manifest = save_model(out, model, manifest)
     typer.echo(f"wrote {out} (version {manifest['version'][:12]}, params {manifest['params']})")
@@ -149,8 +159,12 @@ def eval_cmd(
 
 @app.command("reproduce")
 def reproduce_cmd(
+    ctx: typer.Context,
     dataset: Annotated[str, typer.Option(help="sbu or fpha")] = "sbu",
-    work: Annotated[Path | None, typer.Option(help="resumable work folder")] = None,
+    work: Annotated[
+        Path | None,
+        typer.Option(help="resumable work folder (default docs/results/units/<dataset>)"),
+    ] = None,
     out: Annotated[Path, typer.Option(help="results folder")] = Path("docs/results"),
     epochs: int = 300,
     srmp_epochs: int = 300,
@@ -170,7 +184,7 @@ def reproduce_cmd(
         torch.set_num_threads(threads)
     cfg = ReproConfig(
         dataset=dataset,
-        work=work or Path("runs") / dataset,
+        work=work or Path("docs/results/units") / dataset,
         epochs=epochs,
         srmp_epochs=srmp_epochs,
         mp_finetune_epochs=mp_finetune_epochs,
@@ -178,7 +192,7 @@ def reproduce_cmd(
         kl_weight=kl_weight,
         rate_jitter=rate_jitter,
         folds=tuple(int(f) for f in folds.split(",")) if folds else None,
-        command=_command_line(),
+        command=_command_line(ctx, skip=("aggregate_only", "threads", "data_dir")),
         data_dir=data_dir,
     )
     if cfg.folds is not None:

@@ -1,0 +1,44 @@
+import json
+
+from typer.testing import CliRunner
+
+from mrmp.cli import app
+from mrmp.store import load_model
+
+runner = CliRunner()
+
+
+def test_train_then_eval_on_synthetic(tmp_path):
+    out = tmp_path / "model"
+    result = runner.invoke(
+        app,
+        [
+            "train", "--dataset", "synthetic-sbu", "--epochs", "3", "--test-fold", "0",
+            "--out", str(out), "--rates", "0,0.5,0.9",
+        ],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    _, manifest = load_model(out)
+    assert manifest["seen_rates"] == [0.0, 0.5, 0.9]
+    assert manifest["training"]["command"].startswith("mrmp train")
+    assert "0.99" in manifest["evaluation"]["rates"]["prior"]
+    preds = tmp_path / "preds.json"
+    result = runner.invoke(
+        app,
+        [
+            "eval", "--model", str(out), "--dataset", "synthetic-sbu", "--test-fold", "0",
+            "--rates", "0.5,0.93", "--predictions", str(preds),
+        ],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "rate 0.93" in result.output
+    saved = json.loads(preds.read_text())
+    assert len(saved["predictions"]["0.93"]) == len(saved["ids"]) > 0
+
+
+def test_bad_arguments_are_refused(tmp_path):
+    result = runner.invoke(app, ["train", "--out", str(tmp_path / "m"), "--rates", "0.5,1.2"])
+    assert result.exit_code != 0
+    assert "[0, 1)" in result.output
+    result = runner.invoke(app, ["train", "--out", str(tmp_path / "m"), "--prior", "cauchy"])
+    assert result.exit_code != 0
