@@ -89,15 +89,16 @@ def train_cmd(
         raise typer.BadParameter(f"method must be one of {', '.join(METHODS)}")
     if prior not in PRIORS:
         raise typer.BadParameter(f"prior must be one of {', '.join(PRIORS)}")
-    data = load_data(dataset, data_dir=data_dir)
+    train_rates = _rates(rates, LOW_RATES + PAPER_RATES)
     fold = _fold(test_fold)
+    data = load_data(dataset, data_dir=data_dir)
     xtr, ytr, xte, yte = data.split(fold)
     model = build_model(data, ModelSpec(prior=prior, seed=seed))
     cfg = train_config(
         data,
         method=method,
         prior=prior,
-        rates=_rates(rates, LOW_RATES + PAPER_RATES),
+        rates=train_rates,
         epochs=epochs,
         kl_weight=kl_weight,
         rates_per_step=rates_per_step,
