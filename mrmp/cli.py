@@ -10,7 +10,7 @@ from typing import Annotated
 import torch
 import typer
 
-from mrmp.derive import MODES
+from mrmp.derive import MODES, derive
 from mrmp.evaluate import RATE_GRID, evaluate_rates, predict, rate_key
 from mrmp.experiment import (
     ModelSpec,
@@ -133,9 +133,12 @@ def eval_cmd(
     data = load_data(dataset, data_dir=data_dir)
     if manifest["class_names"] != list(data.dataset.class_names):
         raise typer.BadParameter(f"model {model} was not trained on {dataset}'s classes")
-    _, _, x, y = data.split(_fold(test_fold))
-    if _fold(test_fold) is None:
-        x, y = data.x, data.y
+    fold = _fold(test_fold)
+    if fold is None:
+        x, y, ids = data.x, data.y, list(data.dataset.ids)
+    else:
+        _, _, x, y = data.split(fold)
+        ids = [data.dataset.ids[i] for i in data.dataset.split(fold)[1]]
     chosen = _rates(rates, (0.0, *RATE_GRID))
     table = evaluate_rates(net, x, y, chosen, mode)
     for key, row in table.items():
@@ -143,17 +146,7 @@ def eval_cmd(
             f"rate {key}  accuracy {row['accuracy']:6.2f}%  observed {row['observed_rate']:.4f}"
         )
     if predictions is not None:
-        from mrmp.derive import derive
-
-        preds = {}
-        for r in chosen:
-            pruned, _ = derive(net, r, mode)
-            preds[rate_key(r)] = predict(pruned, x).tolist()
-        ids = (
-            [data.dataset.ids[i] for i in data.dataset.split(_fold(test_fold))[1]]
-            if _fold(test_fold) is not None
-            else list(data.dataset.ids)
-        )
+        preds = {rate_key(r): predict(derive(net, r, mode)[0], x).tolist() for r in chosen}
         predictions.write_text(json.dumps({"ids": ids, "mode": mode, "predictions": preds}))
         typer.echo(f"wrote {predictions}")
 

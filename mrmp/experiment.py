@@ -8,7 +8,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from mrmp.evaluate import RATE_GRID, evaluate_rates, rate_key
+from mrmp.evaluate import RATE_GRID, evaluate_rates
 from mrmp.gcn import GCNConfig, LatentGCN
 from mrmp.priors import get_prior
 from mrmp.skeleton import DescriptorConfig, SkeletonDataset, describe_batch, load_dataset
@@ -138,18 +138,3 @@ def evaluation_table(
         for mode in ("prior", "exact")
     }
     return {"protocol": protocol_text, "samples": len(x), "rates": table}
-
-
-__all__ = [
-    "PROTOCOLS",
-    "Data",
-    "ModelSpec",
-    "build_model",
-    "evaluation_table",
-    "load_data",
-    "manifest_for",
-    "protocol",
-    "rate_key",
-    "service_rates",
-    "train_config",
-]
