@@ -10,8 +10,8 @@ from typing import Annotated
 import torch
 import typer
 
-from mrmp.derive import MODES, derive
-from mrmp.evaluate import RATE_GRID, evaluate_rates, predict, rate_key
+from mrmp.derive import MODES
+from mrmp.evaluate import RATE_GRID, evaluate_rate, rate_key
 from mrmp.experiment import (
     ModelSpec,
     build_model,
@@ -134,19 +134,19 @@ def eval_cmd(
     if manifest["class_names"] != list(data.dataset.class_names):
         raise typer.BadParameter(f"model {model} was not trained on {dataset}'s classes")
     fold = _fold(test_fold)
-    if fold is None:
-        x, y, ids = data.x, data.y, list(data.dataset.ids)
-    else:
-        _, _, x, y = data.split(fold)
-        ids = [data.dataset.ids[i] for i in data.dataset.split(fold)[1]]
-    chosen = _rates(rates, (0.0, *RATE_GRID))
-    table = evaluate_rates(net, x, y, chosen, mode)
-    for key, row in table.items():
+    idx = (
+        torch.arange(len(data.y)) if fold is None else torch.from_numpy(data.dataset.split(fold)[1])
+    )
+    x, y = data.x[idx], data.y[idx]
+    preds = {}
+    for r in _rates(rates, (0.0, *RATE_GRID)):
+        row, pred = evaluate_rate(net, x, y, r, mode)
+        preds[rate_key(r)] = pred.tolist()
         typer.echo(
-            f"rate {key}  accuracy {row['accuracy']:6.2f}%  observed {row['observed_rate']:.4f}"
+            f"rate {r:.2f}  accuracy {row['accuracy']:6.2f}%  observed {row['observed_rate']:.4f}"
         )
     if predictions is not None:
-        preds = {rate_key(r): predict(derive(net, r, mode)[0], x).tolist() for r in chosen}
+        ids = [data.dataset.ids[i] for i in idx.tolist()]
         predictions.write_text(json.dumps({"ids": ids, "mode": mode, "predictions": preds}))
         typer.echo(f"wrote {predictions}")
 

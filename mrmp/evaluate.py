@@ -29,15 +29,21 @@ def accuracy(net: Callable[[Tensor], Tensor], x: Tensor, y: Tensor) -> float:
     return float((predict(net, x) == y).float().mean()) * 100.0
 
 
+def evaluate_rate(
+    model: LatentGCN, x: Tensor, y: Tensor, rate: float, mode: str = "prior"
+) -> tuple[dict[str, float], Tensor]:
+    """One derivation at `rate`: its accuracy and observed rate, and the predictions."""
+    net, info = derive(model, rate, mode)
+    pred = predict(net, x)
+    acc = float((pred == y).float().mean()) * 100.0 if len(y) else 0.0
+    return {"accuracy": acc, "observed_rate": info.observed_rate}, pred
+
+
 def evaluate_rates(
     model: LatentGCN, x: Tensor, y: Tensor, rates: Iterable[float], mode: str = "prior"
 ) -> dict[str, dict[str, float]]:
     """{"0.50": {"accuracy": %, "observed_rate": fraction}, ...} for each rate."""
-    out: dict[str, dict[str, float]] = {}
-    for r in rates:
-        net, info = derive(model, r, mode)
-        out[rate_key(r)] = {"accuracy": accuracy(net, x, y), "observed_rate": info.observed_rate}
-    return out
+    return {rate_key(r): evaluate_rate(model, x, y, r, mode)[0] for r in rates}
 
 
 def plot_accuracy(results: dict, path: Path) -> None:
