@@ -27,3 +27,6 @@ lint: $(STAMP)
 format: $(STAMP)
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
+
+serve: $(STAMP)
+	$(BIN)/mrmp serve

@@ -1,4 +1,4 @@
-"""`mrmp train | eval | reproduce`: the command line over the method."""
+"""`mrmp train | eval | reproduce | serve`: the command line over the method and the service."""
 
 from __future__ import annotations
 
@@ -23,7 +23,8 @@ from mrmp.experiment import (
     train_config,
 )
 from mrmp.priors import PRIORS
-from mrmp.store import load_model, save_model
+from mrmp.skeleton import DescriptorConfig
+from mrmp.store import StoreError, load_model, save_model
 from mrmp.train import LOW_RATES, METHODS, PAPER_RATES, train
 
 app = typer.Typer(help="One-shot multi-rate pruning of a skeleton GCN.", no_args_is_help=True)
@@ -130,7 +131,9 @@ def eval_cmd(
     if mode not in MODES:
         raise typer.BadParameter(f"mode must be one of {', '.join(MODES)}")
     net, manifest = load_model(model)
-    data = load_data(dataset, data_dir=data_dir)
+    # The model's own preprocessing, as the service applies it.
+    descriptor = DescriptorConfig.from_dict(manifest["descriptor"])
+    data = load_data(dataset, descriptor, data_dir=data_dir)
     if manifest["class_names"] != list(data.dataset.class_names):
         raise typer.BadParameter(f"model {model} was not trained on {dataset}'s classes")
     fold = _fold(test_fold)
@@ -202,3 +205,43 @@ def reproduce_cmd(
 
 if __name__ == "__main__":
     app()
+
+
+@app.command("serve")
+def serve_cmd(
+    model: Annotated[
+        Path | None, typer.Option(help="model store folder (default: model_store/sbu-mrmp)")
+    ] = None,
+    host: Annotated[str | None, typer.Option(help="interface to listen on")] = None,
+    port: Annotated[int | None, typer.Option(help="TCP port")] = None,
+    workers: Annotated[int | None, typer.Option(help="worker processes (one per core)")] = None,
+) -> None:
+    """Serve a model over HTTP. Every setting is also an MRMP_* environment variable (see
+    service/settings.py); flags override the environment."""
+    import os
+
+    import uvicorn
+    from pydantic import ValidationError
+
+    from service.settings import Settings
+
+    flags = {"model_path": model, "host": host, "port": port, "workers": workers}
+    flags = {k: v for k, v in flags.items() if v is not None}
+    try:
+        settings = Settings(**flags)
+        load_model(settings.model_path)  # refuse a bad store here, with the file named
+    except (ValidationError, StoreError) as e:
+        typer.echo(f"mrmp serve: {e}", err=True)
+        raise typer.Exit(2) from None
+    # Workers build their app from the environment: hand the flags on through it.
+    for key, value in flags.items():
+        os.environ[f"MRMP_{key.upper()}"] = str(value)
+    uvicorn.run(
+        "service.app:create_app",
+        factory=True,
+        host=settings.host,
+        port=settings.port,
+        workers=settings.workers,
+        log_level=settings.log_level,
+        access_log=settings.access_log,
+    )

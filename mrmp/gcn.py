@@ -69,6 +69,19 @@ class GCNConfig:
             for name, (shape, prunable, gain) in shapes.items()
         }
 
+    def flops(self, kept: dict[str, int] | None = None) -> int:
+        """Floating-point operations (2 x multiply-adds) of one sample's forward, counting only
+        the `kept` weights of each matrix (all of a matrix not named)."""
+        kept = kept or {}
+        j = self.num_joints
+        macs = 0
+        for name, (shape, _, _) in self.weight_shapes().items():
+            per_sample = 1 if name in ("fc", "classifier") else j  # node-wise layers run J times
+            macs += kept.get(name, math.prod(shape)) * per_sample
+        # Mixing over nodes in each block: attention scores, then attention and bone products.
+        macs += self.blocks * (j * j * self.attention_dim + 2 * j * j * self.width)
+        return 2 * macs
+
     def dense_shapes(self) -> dict[str, tuple[int, ...]]:
         """Parameters that are never pruned (biases, normalization), with their shapes."""
         shapes: dict[str, tuple[int, ...]] = {}

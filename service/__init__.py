@@ -1,0 +1,1 @@
+"""The HTTP service: FastAPI app, settings, routes, rate cache, metrics."""

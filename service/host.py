@@ -1,0 +1,301 @@
+"""The served model: the latent model loaded once, derived networks per rate, ONNX tiers.
+
+No HTTP here: `ModelHost` takes descriptors and a rate and returns logits with what served
+them, so the same calls back the v1 and V2 routes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import math
+import tempfile
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from mrmp.derive import MODES, Derivation, derive, derive_masks
+from mrmp.runtime import ONNX_OPSET, OnnxRunner, Runner, TorchRunner, export_onnx
+from mrmp.skeleton import DescriptorConfig
+from mrmp.store import StoreError, load_model
+from service.cache import CacheEvents, Key, RateCache, cache_key
+from service.metrics import Metrics
+from service.settings import Settings
+
+log = logging.getLogger("mrmp.service")
+
+# ONNX and torch must agree this closely on a tier, or the tier is not served from ONNX.
+ONNX_TOLERANCE = 1e-4
+
+
+@dataclass
+class Served:
+    """A derived network ready to run, with how it was derived."""
+
+    runner: Runner
+    derivation: Derivation
+    key: Key
+
+    @property
+    def rate(self) -> float:
+        return self.key[0] / 1000
+
+    def nbytes(self) -> int:
+        return self.runner.nbytes()
+
+
+@dataclass
+class Result:
+    logits: np.ndarray
+    served: Served
+    cache_hit: bool
+    derive_s: float
+    inference_s: float
+
+
+class ModelHost:
+    def __init__(self, settings: Settings, metrics: Metrics) -> None:
+        self.settings, self.metrics = settings, metrics
+        torch.set_num_threads(settings.torch_threads)
+        torch.set_flush_denormal(True)
+        self.model, self.manifest = load_model(settings.model_path)
+        m = self.manifest
+        try:
+            self.descriptor = DescriptorConfig.from_dict(m["descriptor"])
+            self.rate_min, self.rate_max = (float(v) for v in m["rate_range"])
+        except (TypeError, ValueError) as e:
+            path = Path(settings.model_path) / "manifest.json"
+            raise StoreError(f"{path}: bad descriptor or rate_range ({e})") from None
+        self.name: str = m["name"]
+        self.version: str = m["version"]
+        self.class_names: list[str] = list(m["class_names"])
+        self.num_joints: int = self.model.config.num_joints
+        for tier, rate in settings.tiers.items():
+            if not self.rate_min <= rate <= self.rate_max:
+                raise ValueError(
+                    f"tier {tier!r} rate {rate} is outside the model's range "
+                    f"[{self.rate_min}, {self.rate_max}]"
+                )
+        self.cache: RateCache[Served] = RateCache(
+            settings.cache_max_entries,
+            settings.cache_max_bytes,
+            Served.nbytes,
+            CacheEvents(
+                on_hit=lambda k: metrics.cache_events.labels("hit").inc(),
+                on_miss=lambda k: metrics.cache_events.labels("miss").inc(),
+                on_evict=self._evicted,
+                on_change=self._cache_changed,
+            ),
+        )
+        self.tiers: dict[Key, Served] = {}
+        self.tier_names: dict[Key, str] = {}
+        self.calibrated: dict[Key, dict[str, float]] = {}
+        self._rate_rows: list[dict[str, object]] | None = None
+        self.ready = threading.Event()
+        self.tier_error: str | None = None
+
+    # -- rates -------------------------------------------------------------------------------
+
+    def resolve(
+        self, rate: float | None, tier: str | None, mode: str | None
+    ) -> tuple[float, str, str | None]:
+        """(rate, mode, tier name) for a request; raises ValueError with a message."""
+        if rate is not None and tier is not None:
+            raise ValueError("give either rate or tier, not both")
+        mode = mode or (self.settings.tier_mode if rate is None else "prior")
+        if mode not in MODES:
+            raise ValueError(f"unknown mode {mode!r}; known: {', '.join(MODES)}")
+        if rate is None:
+            tier = tier or self.settings.default_tier
+            if tier not in self.settings.tiers:
+                raise ValueError(
+                    f"unknown tier {tier!r}; known: {', '.join(sorted(self.settings.tiers))}"
+                )
+            return self.settings.tiers[tier], mode, tier
+        if not math.isfinite(rate) or not self.rate_min <= rate <= self.rate_max:
+            raise ValueError(
+                f"rate {rate} is outside the model's range [{self.rate_min}, {self.rate_max}]"
+            )
+        return rate, mode, None
+
+    def network(self, rate: float, mode: str) -> tuple[Served, bool, float]:
+        """The derived network for (rate, mode), whether it was ready, and the derive time."""
+        key = cache_key(rate, mode)
+        tier = self.tiers.get(key)
+        if tier is not None:
+            return tier, True, 0.0
+        spent = [0.0]
+
+        def create() -> Served:
+            t0 = time.perf_counter()
+            served = self._derive(key, TorchRunner)
+            spent[0] = time.perf_counter() - t0
+            self.metrics.derivation_duration.labels(mode).observe(spent[0])
+            return served
+
+        served, hit = self.cache.get(key, create)
+        return served, hit, spent[0]
+
+    def _derive(self, key: Key, make_runner) -> Served:
+        net, info = derive(self.model, key[0] / 1000, key[1])
+        return Served(make_runner(net), info, key)
+
+    def infer(self, x: np.ndarray, rate: float, mode: str) -> Result:
+        served, hit, derive_s = self.network(rate, mode)
+        t0 = time.perf_counter()
+        logits = served.runner(x)
+        spent = time.perf_counter() - t0
+        self.metrics.inference_duration.labels(
+            self.metrics.label(served.rate), served.runner.backend
+        ).observe(spent)
+        return Result(logits, served, hit, derive_s, spent)
+
+    # -- cache metrics -------------------------------------------------------------------------
+
+    def _evicted(self, key: Key) -> None:
+        self.metrics.cache_events.labels("eviction").inc()
+        label = self.metrics.label(key[0] / 1000)
+        # Another cached rate may share the snapped label; keep the gauge while one does.
+        same = (k for k in self.cache.snapshot() if k[1] == key[1])
+        if not any(self.metrics.label(k[0] / 1000) == label for k in same):
+            with contextlib.suppress(KeyError):
+                self.metrics.observed_rate.remove(label, key[1])
+
+    def _cache_changed(self, entries: int, nbytes: int) -> None:
+        self.metrics.cache_entries.set(entries)
+        self.metrics.cache_bytes.set(nbytes)
+
+    def record_observed(self, served: Served) -> None:
+        self.metrics.observed_rate.labels(self.metrics.label(served.rate), served.key[1]).set(
+            served.derivation.observed_rate
+        )
+
+    # -- tiers -----------------------------------------------------------------------------------
+
+    def prepare_tiers(self) -> None:
+        """Derive every tier, export it to ONNX unless a current export exists, check it against
+        torch, warm it, and then report ready. Any failure leaves the tier on torch."""
+        try:
+            folder = self._tier_folder()
+            for name, rate in self.settings.tiers.items():
+                key = cache_key(rate, self.settings.tier_mode)
+                self.tier_names[key] = name
+                net, info = derive(self.model, key[0] / 1000, key[1])
+                runner: Runner = TorchRunner(net)
+                if self.settings.onnx_tiers:
+                    runner = self._onnx_tier(folder, name, net, key) or runner
+                served = Served(runner, info, key)
+                self._warm(served)
+                self.tiers[key] = served
+                self.record_observed(served)
+        except Exception as e:  # a broken tier must not take the service down
+            self.tier_error = f"{type(e).__name__}: {e}"
+            log.exception("tier preparation failed; tiers fall back to the rate cache")
+        self.ready.set()
+
+    def _tier_folder(self) -> Path:
+        folder = self.settings.tier_folder()
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            probe = folder / ".write-test"
+            probe.write_bytes(b"")
+            probe.unlink()
+        except OSError as e:
+            fallback = Path(tempfile.mkdtemp(prefix="mrmp-tiers-"))
+            log.warning("tier folder %s is not writable (%s); using %s", folder, e, fallback)
+            folder = fallback
+        return folder
+
+    def _onnx_tier(self, folder: Path, name: str, net, key: Key) -> OnnxRunner | None:
+        path = folder / f"{name}.onnx"
+        sidecar = folder / f"{name}.json"
+        stamp = {
+            "model_version": self.version,
+            "rate": key[0] / 1000,
+            "mode": key[1],
+            "torch": torch.__version__,
+            "opset": ONNX_OPSET,
+        }
+        current = path.is_file() and sidecar.is_file() and _read_json(sidecar) == stamp
+        if not current:
+            log.info("exporting tier %s (rate %.3f, %s) to %s", name, key[0] / 1000, key[1], path)
+            export_onnx(net, path)
+            sidecar.write_text(json.dumps(stamp, indent=1) + "\n")
+        runner = OnnxRunner(path, self.settings.onnx_threads)
+        probe = np.random.default_rng(0).standard_normal(
+            (4, self.num_joints, self.descriptor.feature_dim()), dtype=np.float32
+        )
+        diff = float(np.abs(runner(probe) - TorchRunner(net)(probe)).max())
+        if not diff <= ONNX_TOLERANCE:
+            log.error("tier %s: ONNX differs from torch by %g; serving it with torch", name, diff)
+            return None
+        return runner
+
+    def _warm(self, served: Served, repeats: int = 25) -> None:
+        """Run the tier a few times, and record its median compute time at batch 1 and 32."""
+        latency: dict[str, float] = {}
+        for batch in (1, 32):
+            x = np.zeros((batch, self.num_joints, self.descriptor.feature_dim()), np.float32)
+            times = []
+            for _ in range(repeats):
+                t0 = time.perf_counter()
+                served.runner(x)
+                times.append(time.perf_counter() - t0)
+            latency[f"compute_batch{batch}_p50"] = round(float(np.median(times)) * 1e3, 4)
+        self.calibrated[served.key] = latency
+
+    def tier_of(self, key: Key) -> str | None:
+        return self.tier_names.get(key)
+
+    # -- the tier table --------------------------------------------------------------------------
+
+    def rate_table(self) -> list[dict[str, object]]:
+        """A row per tier and per evaluated rate (prior mode), sorted by rate."""
+        if self._rate_rows is None:
+            self._rate_rows = self._static_rows()
+        rows = []
+        for row in self._rate_rows:
+            rate = row["rate"]
+            latency = self.calibrated.get(cache_key(rate, self.settings.tier_mode))
+            live = self.metrics.live_p50(rate)
+            rows.append({**row, "latency_ms": {**(latency or {}), **live} or None})
+        return rows
+
+    def _static_rows(self) -> list[dict[str, object]]:
+        evaluation = self.manifest["evaluation"].get("rates", {}).get("prior", {})
+        tiers = {round(r, 3): name for name, r in self.settings.tiers.items()}
+        rates = sorted({round(float(k), 3) for k in evaluation} | set(tiers))
+        config = self.model.config
+        rows = []
+        for rate in rates:
+            if not self.rate_min <= rate <= self.rate_max:
+                continue
+            _, info = derive_masks(self.model, rate, "prior")
+            kept = {
+                name: round((1 - lr) * math.prod(self.model.config.weight_shapes()[name][0]))
+                for name, lr in info.layer_rates.items()
+            }
+            ev = evaluation.get(f"{rate:.2f}") if abs(rate - round(rate, 2)) < 1e-9 else None
+            rows.append(
+                {
+                    "rate": rate,
+                    "tier": tiers.get(rate),
+                    "accuracy": ev["accuracy"] if ev else None,
+                    "observed_rate": round(info.observed_rate, 6),
+                    "kept_params": info.kept_params,
+                    "flops": config.flops(kept),
+                }
+            )
+        return rows
+
+
+def _read_json(path: Path) -> object:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None

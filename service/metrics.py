@@ -1,0 +1,116 @@
+"""Prometheus metrics (prefix mrmp_), one registry per app.
+
+Durations are histograms in seconds with buckets for CPU milliseconds. The `rate` label is
+snapped to a grid (0.01 by default) so that its cardinality stays bounded whatever rates
+clients send.
+"""
+
+from __future__ import annotations
+
+import math
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+# 50 us .. 2.5 s: a cached inference is sub-millisecond, a derivation a few ms, a big batch more.
+BUCKETS = (
+    0.00005,
+    0.0001,
+    0.00025,
+    0.0005,
+    0.001,
+    0.0025,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+)
+
+
+def rate_label(rate: float, step: float = 0.01) -> str:
+    """The rate snapped to the label grid, e.g. 0.9312 -> "0.93"."""
+    decimals = max(0, -math.floor(math.log10(step) + 1e-9))
+    return f"{round(rate / step) * step:.{decimals}f}"
+
+
+class Metrics:
+    def __init__(self, rate_step: float = 0.01) -> None:
+        self.rate_step = rate_step
+        self.registry = r = CollectorRegistry(auto_describe=True)
+        self.request_duration = Histogram(
+            "mrmp_request_duration_seconds",
+            "Time from request received to answer, by endpoint",
+            ["endpoint"],
+            buckets=BUCKETS,
+            registry=r,
+        )
+        self.inference_duration = Histogram(
+            "mrmp_inference_duration_seconds",
+            "Network execution time per request, by served rate (snapped) and backend",
+            ["rate", "backend"],
+            buckets=BUCKETS,
+            registry=r,
+        )
+        self.derivation_duration = Histogram(
+            "mrmp_derivation_duration_seconds",
+            "Time to derive the pruned network of an uncached rate",
+            ["mode"],
+            buckets=BUCKETS,
+            registry=r,
+        )
+        self.requests = Counter(
+            "mrmp_requests",
+            "Requests by endpoint and HTTP status",
+            ["endpoint", "status"],
+            registry=r,
+        )
+        self.cache_events = Counter(
+            "mrmp_cache_events", "Rate cache hits, misses and evictions", ["event"], registry=r
+        )
+        self.errors = Counter("mrmp_errors", "Rejected requests by reason", ["reason"], registry=r)
+        self.in_flight = Gauge("mrmp_in_flight_requests", "Requests being served", registry=r)
+        self.cache_entries = Gauge("mrmp_cache_entries", "Derived networks cached", registry=r)
+        self.cache_bytes = Gauge("mrmp_cache_bytes", "Bytes held by cached networks", registry=r)
+        self.observed_rate = Gauge(
+            "mrmp_observed_rate",
+            "Fraction of prunable weights pruned, per cached rate (snapped) and mode",
+            ["rate", "mode"],
+            registry=r,
+        )
+
+    def label(self, rate: float) -> str:
+        return rate_label(rate, self.rate_step)
+
+    def live_p50(self, rate: float) -> dict[str, float]:
+        """Median inference time (ms) per backend at this snapped rate, from the histogram
+        (interpolated within its bucket, as PromQL's histogram_quantile does)."""
+        label = self.label(rate)
+        buckets: dict[str, list[tuple[float, float]]] = {}
+        for metric in self.inference_duration.collect():
+            for s in metric.samples:
+                if s.name.endswith("_bucket") and s.labels.get("rate") == label:
+                    le = float(s.labels["le"])
+                    buckets.setdefault(s.labels["backend"], []).append((le, s.value))
+        out = {}
+        for backend, pairs in buckets.items():
+            pairs.sort()
+            total = pairs[-1][1]
+            if total > 0:
+                out[f"{backend}_live_p50"] = round(_quantile(pairs, 0.5 * total) * 1e3, 4)
+        return out
+
+
+def _quantile(pairs: list[tuple[float, float]], rank: float) -> float:
+    lower_le, lower_count = 0.0, 0.0
+    for le, count in pairs:
+        if count >= rank:
+            if math.isinf(le):
+                return lower_le
+            width = count - lower_count
+            return lower_le + (le - lower_le) * ((rank - lower_count) / width if width else 0)
+        lower_le, lower_count = le, count
+    return lower_le

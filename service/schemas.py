@@ -1,0 +1,140 @@
+"""Pydantic models of the request and answer bodies, for the OpenAPI document.
+
+Requests are parsed by `service.parsing` (faster on nested float lists); these models state
+the same contract for clients and for schema-driven tests.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+Mode = Literal["prior", "exact"]
+
+
+class ClassifyBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    sequences: list[list[list[list[float]]]] = Field(
+        ..., min_length=1, description="skeleton sequences, each T frames x J joints x 3"
+    )
+    rate: float | None = Field(
+        None, ge=0, lt=1, description="pruning rate (0 = dense); default: the default tier"
+    )
+    tier: str | None = Field(None, description="a tier name from GET /v1/rates")
+    mode: Mode | None = Field(None, description="threshold: prior a(r), or exact per layer")
+    top_k: int = Field(3, ge=1)
+
+
+class TopK(BaseModel):
+    label: str
+    class_index: int
+    score: float
+
+
+class Prediction(TopK):
+    top_k: list[TopK]
+
+
+class Timings(BaseModel):
+    parse_ms: float
+    derive_ms: float
+    inference_ms: float
+    total_ms: float
+
+
+class ClassifyAnswer(BaseModel):
+    model: str
+    model_version: str
+    predictions: list[Prediction]
+    rate_asked: float | None
+    tier: str | None
+    rate_served: float
+    mode: Mode
+    observed_rate: float
+    threshold: float
+    kept_params: int
+    backend: str
+    cache_hit: bool
+    timings: Timings
+
+
+class ErrorBody(BaseModel):
+    error: str
+
+
+class TierRow(BaseModel):
+    rate: float
+    tier: str | None
+    accuracy: float | None = Field(None, description="percent, from the manifest's evaluation")
+    observed_rate: float | None
+    kept_params: int | None
+    flops: int | None
+    latency_ms: dict[str, float] | None = Field(
+        None, description="measured on this server: p50 from the live histogram"
+    )
+
+
+class RatesAnswer(BaseModel):
+    rate_range: list[float]
+    default_tier: str
+    tiers: dict[str, float]
+    rates: list[TierRow]
+
+
+class V2Tensor(BaseModel):
+    name: str
+    shape: list[int]
+    datatype: str
+    data: list[Any] | None = None
+    parameters: dict[str, Any] | None = None
+
+
+class V2Output(BaseModel):
+    name: str
+    parameters: dict[str, Any] | None = None
+
+
+class V2InferBody(BaseModel):
+    id: str | None = None
+    parameters: dict[str, Any] | None = Field(
+        None, description='serving options: {"rate": 0.9} or {"tier": "fast"}, "mode"'
+    )
+    inputs: list[V2Tensor]
+    outputs: list[V2Output] | None = None
+
+
+class V2InferAnswer(BaseModel):
+    model_name: str
+    model_version: str
+    id: str | None = None
+    parameters: dict[str, Any]
+    outputs: list[V2Tensor]
+
+
+def inline_schema(model: type[BaseModel]) -> dict[str, Any]:
+    """The model's JSON schema with its $defs substituted in place (for openapi_extra)."""
+    schema = model.model_json_schema()
+    defs = schema.pop("$defs", {})
+
+    def resolve(node: Any) -> Any:
+        if isinstance(node, dict):
+            ref = node.get("$ref")
+            if ref is not None:
+                return resolve(defs[ref.rsplit("/", 1)[-1]])
+            return {k: resolve(v) for k, v in node.items()}
+        if isinstance(node, list):
+            return [resolve(v) for v in node]
+        return node
+
+    return resolve(schema)
+
+
+def request_body(model: type[BaseModel]) -> dict[str, Any]:
+    return {
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": inline_schema(model)}},
+        }
+    }

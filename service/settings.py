@@ -1,0 +1,65 @@
+"""Service settings: environment variables with the prefix MRMP_ (or keyword arguments)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_MODEL = Path(__file__).resolve().parent.parent / "model_store" / "sbu-mrmp"
+
+
+class Settings(BaseSettings):
+    """Every knob of the service. Dicts and lists are given as JSON in the environment, e.g.
+    MRMP_TIERS='{"accurate": 0.5, "balanced": 0.9, "fast": 0.98}'."""
+
+    model_config = SettingsConfigDict(env_prefix="MRMP_", extra="forbid")
+
+    model_path: Path = Field(DEFAULT_MODEL, description="model store folder")
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=1, le=65535)
+    workers: int = Field(1, ge=1, description="uvicorn worker processes (one per core)")
+
+    tiers: dict[str, float] = Field(
+        default_factory=lambda: {"accurate": 0.5, "balanced": 0.9, "fast": 0.98},
+        description="fixed tiers: name -> pruning rate; exported to ONNX and warmed at start",
+    )
+    default_tier: str = "balanced"
+    tier_mode: str = Field("prior", description="threshold mode of the tiers")
+    tier_dir: Path | None = Field(
+        None, description="where ONNX tiers are written (default: <model_path>/tiers)"
+    )
+    onnx_tiers: bool = Field(True, description="serve the tiers with onnxruntime")
+
+    cache_max_entries: int = Field(32, ge=1)
+    cache_max_bytes: int = Field(512 * 2**20, ge=1)
+
+    max_body_bytes: int = Field(8 * 2**20, ge=1)
+    max_sequences: int = Field(64, ge=1)
+    max_frames: int = Field(4096, ge=1)
+    max_top_k: int = Field(10, ge=1)
+
+    torch_threads: int = Field(1, ge=1)
+    onnx_threads: int = Field(1, ge=1)
+    rate_label_step: float = Field(0.01, gt=0, le=1, description="grid of the `rate` label")
+    log_level: str = "info"
+    access_log: bool = Field(False, description="one log line per request (costs throughput)")
+
+    @field_validator("tier_mode")
+    @classmethod
+    def _known_mode(cls, v: str) -> str:
+        if v not in ("prior", "exact"):
+            raise ValueError(f"tier_mode must be prior or exact, got {v!r}")
+        return v
+
+    @model_validator(mode="after")
+    def _default_tier_exists(self) -> Settings:
+        if self.default_tier not in self.tiers:
+            raise ValueError(
+                f"default_tier {self.default_tier!r} is not one of the tiers {sorted(self.tiers)}"
+            )
+        return self
+
+    def tier_folder(self) -> Path:
+        return self.tier_dir or self.model_path / "tiers"

@@ -1,0 +1,127 @@
+"""A real `mrmp serve` process on loopback: a stock V2 client (tritonclient), concurrency on
+the rate cache, and a clean exit on SIGTERM."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from mrmp.store import read_manifest
+from tests.service_helpers import sequence
+
+tritonclient_http = pytest.importorskip("tritonclient.http")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(synthetic_store: Path, tmp_path_factory: pytest.TempPathFactory):
+    port = free_port()
+    env = {**os.environ, "MRMP_TIER_DIR": str(tmp_path_factory.mktemp("tiers"))}
+    mrmp = Path(sys.executable).with_name("mrmp")
+    proc = subprocess.Popen(
+        [str(mrmp), "serve", "--model", str(synthetic_store), "--port", str(port)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 90
+    while True:
+        assert proc.poll() is None, proc.stdout.read()
+        try:
+            if httpx.get(f"{url}/v2/health/ready").status_code == 200:
+                break
+        except httpx.TransportError:
+            pass
+        assert time.monotonic() < deadline, "server never turned ready"
+        time.sleep(0.1)
+    yield url, port, proc
+    if proc.poll() is None:
+        proc.kill()
+
+
+def test_stock_v2_client_works_unchanged(server, synthetic_store):
+    url, port, _ = server
+    name = read_manifest(synthetic_store)["name"]
+    client = tritonclient_http.InferenceServerClient(f"127.0.0.1:{port}")
+    assert client.is_server_live() and client.is_server_ready()
+    assert client.is_model_ready(name)
+    meta = client.get_model_metadata(name)
+    assert meta["inputs"][0]["name"] == "skeleton"
+
+    seqs = np.array([sequence(frames=8, seed=s) for s in range(3)], dtype=np.float32)
+    tensor = tritonclient_http.InferInput("skeleton", list(seqs.shape), "FP32")
+    tensor.set_data_from_numpy(seqs)  # binary tensor extension, the client's default
+    result = client.infer(name, [tensor], request_id="abc", parameters={"rate": 0.93})
+    answer = result.get_response()
+    assert answer["id"] == "abc" and answer["parameters"]["rate_served"] == 0.93
+    logits = result.as_numpy("logits")
+    labels = result.as_numpy("label")
+    assert logits.shape == (3, 8) and logits.dtype == np.float32
+
+    v1 = httpx.post(
+        f"{url}/v1/classify", json={"sequences": seqs.tolist(), "rate": 0.93, "top_k": 1}
+    ).json()
+    assert logits.argmax(1).tolist() == [p["class_index"] for p in v1["predictions"]]
+    assert [b.decode() for b in labels] == [p["label"] for p in v1["predictions"]]
+
+    # JSON tensors both ways, and a tier by name.
+    tensor.set_data_from_numpy(seqs, binary_data=False)
+    out = tritonclient_http.InferRequestedOutput("probabilities", binary_data=False)
+    result = client.infer(name, [tensor], outputs=[out], parameters={"tier": "fast"})
+    probs = result.as_numpy("probabilities")
+    np.testing.assert_allclose(probs.sum(axis=1), 1.0, atol=1e-5)
+    assert result.get_response()["parameters"]["backend"] == "onnxruntime"
+
+    with pytest.raises(Exception, match="unknown model"):
+        client.infer("nope", [tensor])
+    with pytest.raises(Exception, match="outside the model's range"):
+        client.infer(name, [tensor], parameters={"rate": 1.5})
+
+
+def _misses(url: str) -> float:
+    text = httpx.get(f"{url}/metrics").text
+    for family in text_string_to_metric_families(text):
+        if family.name == "mrmp_cache_events":
+            for s in family.samples:
+                if s.name.endswith("_total") and s.labels["event"] == "miss":
+                    return s.value
+    return 0.0
+
+
+def test_sixteen_concurrent_requests_derive_a_new_rate_once(server):
+    url, _, _ = server
+    before = _misses(url)
+    body = {"sequences": [sequence(frames=5)], "rate": 0.777}
+    with httpx.Client() as http, ThreadPoolExecutor(16) as pool:
+        answers = list(pool.map(lambda _: http.post(f"{url}/v1/classify", json=body), range(16)))
+    assert all(a.status_code == 200 for a in answers)
+    served = [a.json() for a in answers]
+    assert {a["rate_served"] for a in served} == {0.777}
+    assert sum(not a["cache_hit"] for a in served) == 1
+    assert _misses(url) == before + 1
+
+
+def test_sigterm_shuts_down_through_the_lifespan(server):
+    url, _, proc = server
+    assert httpx.get(f"{url}/v2/health/live").status_code == 200
+    proc.send_signal(signal.SIGTERM)
+    proc.wait(timeout=30)
+    assert "Application shutdown complete" in proc.stdout.read()

@@ -1,0 +1,372 @@
+"""The HTTP contract (v1, V2, metrics) and every error path, through FastAPI's TestClient."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import onnxruntime
+import pytest
+import torch
+from prometheus_client.parser import text_string_to_metric_families
+
+from mrmp.derive import derive
+from mrmp.runtime import OnnxRunner, TorchRunner, export_onnx
+from mrmp.skeleton import DescriptorConfig, describe_batch
+from mrmp.store import StoreError, load_model
+from service.app import create_app
+from service.settings import Settings
+from tests.service_helpers import ready_client, sequence
+
+
+@pytest.fixture(scope="module")
+def client(synthetic_store: Path, tmp_path_factory: pytest.TempPathFactory):
+    with ready_client(synthetic_store, tmp_path_factory.mktemp("svc")) as c:
+        yield c
+
+
+def classify(client, **body):
+    body.setdefault("sequences", [sequence()])
+    return client.post("/v1/classify", json=body)
+
+
+# -- v1 ----------------------------------------------------------------------------------------
+
+
+def test_classify_answers_per_sequence_and_states_what_served_it(client, synthetic_store):
+    model, manifest = load_model(synthetic_store)
+    seqs = [sequence(seed=s) for s in range(3)]
+    r = client.post("/v1/classify", json={"sequences": seqs, "rate": 0.9312, "top_k": 2})
+    assert r.status_code == 200, r.text
+    a = r.json()
+    assert a["model"] == manifest["name"] and a["model_version"] == manifest["version"]
+    assert a["rate_asked"] == 0.9312 and a["rate_served"] == 0.931 and a["mode"] == "prior"
+    assert a["backend"] == "torch" and a["tier"] is None
+    net, info = derive(model, 0.931, "prior")
+    assert a["observed_rate"] == pytest.approx(info.observed_rate, abs=1e-6)
+    assert a["threshold"] == pytest.approx(model.prior.threshold(0.931))
+    assert a["kept_params"] == info.kept_params
+    x = torch.from_numpy(describe_batch(seqs, DescriptorConfig.from_dict(manifest["descriptor"])))
+    probs = net(x).softmax(dim=1).numpy()
+    assert len(a["predictions"]) == 3
+    for p, row in zip(a["predictions"], probs, strict=True):
+        assert p["class_index"] == int(row.argmax())
+        assert p["label"] == manifest["class_names"][p["class_index"]]
+        assert p["score"] == pytest.approx(float(row.max()), abs=1e-5)
+        assert [t["class_index"] for t in p["top_k"]] == list(np.argsort(-row)[:2])
+    assert set(a["timings"]) == {"parse_ms", "derive_ms", "inference_ms", "total_ms"}
+    # The same rate again comes from the cache.
+    again = client.post("/v1/classify", json={"sequences": seqs, "rate": 0.9312}).json()
+    assert again["cache_hit"] and again["timings"]["derive_ms"] == 0
+
+
+def test_tiers_and_default_are_served_from_onnx(client):
+    default = classify(client).json()
+    assert default["tier"] == "balanced" and default["rate_served"] == 0.9
+    assert default["backend"] == "onnxruntime" and default["cache_hit"]
+    fast = classify(client, tier="fast").json()
+    assert fast["rate_served"] == 0.98 and fast["backend"] == "onnxruntime"
+    # A rate equal to a tier's is served by the tier.
+    assert classify(client, rate=0.5).json()["tier"] == "accurate"
+    dense = classify(client, rate=0).json()
+    assert dense["observed_rate"] == 0 and dense["backend"] == "torch"
+    exact = classify(client, rate=0.9, mode="exact").json()
+    assert exact["mode"] == "exact" and exact["threshold"] is None
+    assert exact["observed_rate"] == pytest.approx(0.9, abs=1e-3)
+
+
+def test_model_and_rates_describe_the_tiers(client, synthetic_store):
+    _, manifest = load_model(synthetic_store)
+    m = client.get("/v1/model").json()
+    assert m["class_names"] == manifest["class_names"]
+    assert m["layout"]["num_joints"] == 30 and len(m["layout"]["joint_names"]) == 30
+    assert m["rate_range"] == [0.0, 0.99] and m["seen_rates"] == manifest["seen_rates"]
+    assert m["tiers"] == {"accurate": 0.5, "balanced": 0.9, "fast": 0.98}
+    rates = client.get("/v1/rates").json()
+    rows = {row["rate"]: row for row in rates["rates"]}
+    assert {0.5, 0.9, 0.98} <= set(rows)
+    evaluation = manifest["evaluation"]["rates"]["prior"]
+    assert rows[0.9]["accuracy"] == evaluation["0.90"]["accuracy"]
+    assert rows[0.98]["tier"] == "fast"
+    assert rows[0.98]["latency_ms"]["compute_batch1_p50"] > 0
+    kept = [rows[r]["kept_params"] for r in sorted(rows)]
+    flops = [rows[r]["flops"] for r in sorted(rows)]
+    assert kept == sorted(kept, reverse=True) and flops == sorted(flops, reverse=True)
+
+
+# -- errors ------------------------------------------------------------------------------------
+
+J = 30
+GOOD = sequence(frames=4)
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "words"),
+    [
+        (b"{", 400, "malformed JSON"),
+        (b"", 400, "empty"),
+        (b"[1, 2]", 422, "must be a JSON object"),
+        (json.dumps({"rate": 0.5}).encode(), 422, "missing field: sequences"),
+        (json.dumps({"sequences": GOOD}).encode(), 422, "sequence 0"),  # one level short
+        (json.dumps({"sequences": [[[[1, 2]] * J]]}).encode(), 422, "last dimension must be 3"),
+        (json.dumps({"sequences": [[[[1, 2, 3]] * 7]]}).encode(), 422, "expected 30 joints"),
+        (json.dumps({"sequences": [[[[1, 2, 3]] * J, [[1, 2, 3]]]]}).encode(), 422, "different"),
+        (json.dumps({"sequences": [[[["a", 2, 3]] * J]]}).encode(), 422, "only numbers"),
+        (b'{"sequences": [[' + b"[[NaN, 1, 2]]" * 0 + b"]]}", 422, "no frames"),
+        (json.dumps({"sequences": []}).encode(), 422, "no sequences"),
+        (json.dumps({"sequences": [GOOD], "rate": 1.5}).encode(), 422, "outside the model"),
+        (json.dumps({"sequences": [GOOD], "rate": -0.1}).encode(), 422, "outside the model"),
+        (json.dumps({"sequences": [GOOD], "rate": "0.9"}).encode(), 422, "rate must be a number"),
+        (json.dumps({"sequences": [GOOD], "rate": True}).encode(), 422, "rate must be a number"),
+        (json.dumps({"sequences": [GOOD], "tier": "turbo"}).encode(), 422, "unknown tier"),
+        (json.dumps({"sequences": [GOOD], "mode": "magic"}).encode(), 422, "unknown mode"),
+        (json.dumps({"sequences": [GOOD], "rate": 0.5, "tier": "fast"}).encode(), 422, "not both"),
+        (json.dumps({"sequences": [GOOD], "top_k": 0}).encode(), 422, "top_k"),
+        (json.dumps({"sequences": [GOOD], "rates": 0.5}).encode(), 422, "unknown field"),
+    ],
+)
+def test_bad_classify_bodies_get_a_clear_4xx(client, body, status, words):
+    r = client.post("/v1/classify", content=body, headers={"content-type": "application/json"})
+    assert r.status_code == status, r.text
+    assert words in r.json()["error"]
+
+
+def test_non_finite_values_are_named(client):
+    frames = [[[0.0, 1.0, 2.0]] * J] * 3
+    text = json.dumps({"sequences": [frames]}).replace("0.0", "NaN", 1)
+    r = client.post("/v1/classify", content=text)
+    assert r.status_code == 422 and "NaN or Inf" in r.json()["error"]
+    text = json.dumps({"sequences": [frames]}).replace("2.0", "1e999", 1)
+    r = client.post("/v1/classify", content=text)
+    assert r.status_code == 422 and "NaN or Inf" in r.json()["error"]
+
+
+def test_limits_on_frames_sequences_and_body(synthetic_store, tmp_path):
+    with ready_client(
+        synthetic_store,
+        tmp_path,
+        max_frames=5,
+        max_sequences=2,
+        max_body_bytes=20_000,
+        onnx_tiers=False,
+    ) as c:
+        r = c.post("/v1/classify", json={"sequences": [sequence(frames=6)]})
+        assert r.status_code == 422 and "limit is 5" in r.json()["error"]
+        r = c.post("/v1/classify", json={"sequences": [sequence(frames=2)] * 3})
+        assert r.status_code == 422 and "limit is 2" in r.json()["error"]
+        big = json.dumps({"sequences": [sequence(frames=5)] * 2}).encode() + b" " * 20_000
+        r = c.post("/v1/classify", content=big)
+        assert r.status_code == 413 and "limit" in r.json()["error"]
+
+        def chunks():  # no content-length: the limit applies while reading
+            yield big[:15_000]
+            yield big[15_000:]
+
+        r = c.post("/v1/classify", content=chunks())
+        assert r.status_code == 413
+        # The service still answers after refusals.
+        assert c.post("/v1/classify", json={"sequences": [sequence(frames=3)]}).status_code == 200
+
+
+def test_unknown_paths_and_methods_answer_json(client):
+    r = client.get("/v1/nothing")
+    assert r.status_code == 404 and "no such endpoint" in r.json()["error"]
+    r = client.get("/v1/classify")
+    assert r.status_code == 405 and "error" in r.json()
+
+
+def test_corrupt_store_is_refused_at_start_naming_the_file(synthetic_store, tmp_path):
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    for f in synthetic_store.glob("*.*"):
+        (bad / f.name).write_bytes(f.read_bytes())
+    (bad / "latent.safetensors").write_bytes(b"\0" * 100)
+    with pytest.raises(StoreError, match=r"latent\.safetensors"):
+        create_app(Settings(model_path=bad))
+
+
+def test_tier_outside_the_model_range_is_refused(synthetic_store):
+    with pytest.raises(ValueError, match="outside the model's range"):
+        create_app(Settings(model_path=synthetic_store, tiers={"x": 0.995}, default_tier="x"))
+
+
+# -- ONNX --------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("rate", [0.0, 0.5, 0.98])
+def test_onnx_tier_equals_torch(synthetic_store, tmp_path, rate):
+    model, _ = load_model(synthetic_store)
+    net, _ = derive(model, rate, "prior")
+    runner = OnnxRunner(export_onnx(net, tmp_path / "t.onnx"))
+    x = np.random.default_rng(1).standard_normal((7, 30, 12)).astype(np.float32)
+    np.testing.assert_allclose(runner(x), TorchRunner(net)(x), atol=1e-4, rtol=0)
+
+
+def test_tiers_are_exported_once_and_rebuilt_when_weights_change(synthetic_store, tmp_path):
+    with ready_client(synthetic_store, tmp_path):
+        pass
+    onnx = tmp_path / "tiers" / "fast.onnx"
+    stamp = json.loads((tmp_path / "tiers" / "fast.json").read_text())
+    first = onnx.stat().st_mtime_ns
+    with ready_client(synthetic_store, tmp_path):
+        pass
+    assert onnx.stat().st_mtime_ns == first  # current: reused
+    stale = {**stamp, "model_version": "0" * 64}
+    (tmp_path / "tiers" / "fast.json").write_text(json.dumps(stale))
+    with ready_client(synthetic_store, tmp_path):
+        pass
+    assert onnx.stat().st_mtime_ns != first
+    assert json.loads((tmp_path / "tiers" / "fast.json").read_text()) == stamp
+    sess = onnxruntime.InferenceSession(str(onnx), providers=["CPUExecutionProvider"])
+    assert [i.name for i in sess.get_inputs()] == ["x"]
+
+
+# -- V2 ----------------------------------------------------------------------------------------
+
+
+def test_v2_health_and_metadata(client, synthetic_store):
+    _, manifest = load_model(synthetic_store)
+    name = manifest["name"]
+    assert client.get("/v2/health/live").json() == {"live": True}
+    assert client.get("/v2/health/ready").json() == {"ready": True}
+    meta = client.get(f"/v2/models/{name}").json()
+    assert meta["name"] == name and meta["versions"] == [manifest["version"]]
+    assert meta["inputs"] == [{"name": "skeleton", "datatype": "FP32", "shape": [-1, -1, 30, 3]}]
+    assert client.get(f"/v2/models/{name}/ready").json() == {"name": name, "ready": True}
+    r = client.get("/v2/models/other")
+    assert r.status_code == 404 and "unknown model" in r.json()["error"]
+    assert client.post("/v2/models/other/infer", json={}).status_code == 404
+
+
+def test_v2_infer_json_echoes_id_and_serves_the_rate(client, synthetic_store):
+    _, manifest = load_model(synthetic_store)
+    seqs = np.array([sequence(frames=6, seed=s) for s in range(2)], dtype=np.float32)
+    body = {
+        "id": "req-42",
+        "parameters": {"rate": 0.93},
+        "inputs": [
+            {
+                "name": "skeleton",
+                "shape": list(seqs.shape),
+                "datatype": "FP32",
+                "data": seqs.reshape(-1).tolist(),
+            }
+        ],
+        "outputs": [{"name": "logits"}, {"name": "label"}],
+    }
+    r = client.post(f"/v2/models/{manifest['name']}/infer", json=body)
+    assert r.status_code == 200, r.text
+    a = r.json()
+    assert a["id"] == "req-42" and a["model_name"] == manifest["name"]
+    assert a["parameters"]["rate_served"] == 0.93 and a["parameters"]["backend"] == "torch"
+    logits = {o["name"]: o for o in a["outputs"]}["logits"]
+    assert logits["shape"] == [2, 8] and logits["datatype"] == "FP32"
+    v1 = client.post(
+        "/v1/classify", json={"sequences": seqs.tolist(), "rate": 0.93, "top_k": 1}
+    ).json()
+    got = np.array(logits["data"]).reshape(2, 8).argmax(1)
+    assert got.tolist() == [p["class_index"] for p in v1["predictions"]]
+    labels = {o["name"]: o for o in a["outputs"]}["label"]
+    assert labels["data"] == [p["label"] for p in v1["predictions"]]
+
+
+@pytest.mark.parametrize(
+    ("patch", "words"),
+    [
+        ({"inputs": []}, "list of one tensor"),
+        (
+            {"inputs": [{"name": "x", "shape": [1, 2, 30, 3], "datatype": "FP32", "data": []}]},
+            "unknown input",
+        ),
+        (
+            {
+                "inputs": [
+                    {"name": "skeleton", "shape": [1, 2, 30, 3], "datatype": "INT8", "data": []}
+                ]
+            },
+            "datatype",
+        ),
+        (
+            {
+                "inputs": [
+                    {
+                        "name": "skeleton",
+                        "shape": [1, 2, 30, 3],
+                        "datatype": "FP32",
+                        "data": [1.0] * 7,
+                    }
+                ]
+            },
+            "holds 7 values",
+        ),
+        (
+            {
+                "inputs": [
+                    {
+                        "name": "skeleton",
+                        "shape": [1, 2, 29, 3],
+                        "datatype": "FP32",
+                        "data": [1.0] * 174,
+                    }
+                ]
+            },
+            "does not fit",
+        ),
+        ({"parameters": {"rate": 7}}, "outside"),
+        ({"outputs": [{"name": "nope"}]}, "unknown output"),
+        ({"id": 5}, "id must be a string"),
+    ],
+)
+def test_v2_bad_requests(client, synthetic_store, patch, words):
+    _, manifest = load_model(synthetic_store)
+    body = {
+        "inputs": [
+            {"name": "skeleton", "shape": [1, 2, 30, 3], "datatype": "FP32", "data": [0.5] * 180}
+        ],
+        **patch,
+    }
+    r = client.post(f"/v2/models/{manifest['name']}/infer", json=body)
+    assert r.status_code == 422, r.text
+    assert words in r.json()["error"]
+
+
+# -- metrics -----------------------------------------------------------------------------------
+
+
+def test_metrics_stay_bounded_after_a_thousand_distinct_rates(synthetic_store, tmp_path):
+    with ready_client(synthetic_store, tmp_path, cache_max_entries=8, onnx_tiers=False) as c:
+        seq = [sequence(frames=3)]
+        rates = np.linspace(0.5, 0.98, 1000)
+        for r in rates:
+            assert c.post("/v1/classify", json={"sequences": seq, "rate": float(r)}).status_code
+        c.post("/v1/classify", content=b"{")
+        text = c.get("/metrics").text
+    families = {f.name: f for f in text_string_to_metric_families(text)}
+    inference = families["mrmp_inference_duration_seconds"]
+    rate_labels = {s.labels["rate"] for s in inference.samples if "rate" in s.labels}
+    assert len(rate_labels) <= 49  # 0.50 .. 0.98 on the 0.01 grid, whatever was asked
+    assert all(len(label) == 4 for label in rate_labels)
+    counts = [s.value for s in inference.samples if s.name.endswith("_count")]
+    assert sum(counts) >= 1000
+    assert families["mrmp_derivation_duration_seconds"].type == "histogram"
+    assert families["mrmp_request_duration_seconds"].type == "histogram"
+    events = {
+        s.labels["event"]: s.value
+        for s in families["mrmp_cache_events"].samples
+        if s.name.endswith("_total")
+    }
+    # Tier rates are served by their tiers; every other distinct key is derived once.
+    misses = len({round(r * 1000) for r in rates} - {500, 900, 980})
+    assert events["miss"] == misses and events["eviction"] == misses - 8
+    assert next(iter(families["mrmp_cache_entries"].samples)).value == 8
+    observed = [s for s in families["mrmp_observed_rate"].samples]
+    assert 1 <= len(observed) <= 8
+    for s in observed:
+        assert s.value == pytest.approx(float(s.labels["rate"]), abs=0.01)
+    statuses = {
+        (s.labels["endpoint"], s.labels["status"]) for s in families["mrmp_requests"].samples
+    }
+    assert ("/v1/classify", "200") in statuses and ("/v1/classify", "400") in statuses
+    errors = {s.labels["reason"] for s in families["mrmp_errors"].samples}
+    assert "malformed_json" in errors
