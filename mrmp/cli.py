@@ -16,6 +16,7 @@ from mrmp.experiment import (
     ModelSpec,
     build_model,
     evaluation_table,
+    fit,
     load_data,
     manifest_for,
     protocol,
@@ -25,7 +26,7 @@ from mrmp.experiment import (
 from mrmp.priors import PRIORS
 from mrmp.skeleton import DescriptorConfig
 from mrmp.store import StoreError, load_model, save_model
-from mrmp.train import LOW_RATES, METHODS, PAPER_RATES, train
+from mrmp.train import LOW_RATES, METHODS, PAPER_RATES
 
 app = typer.Typer(help="One-shot multi-rate pruning of a skeleton GCN.", no_args_is_help=True)
 
@@ -105,7 +106,7 @@ def train_cmd(
         rates_per_step=rates_per_step,
         seed=seed,
     )
-    train(model, xtr, ytr, cfg, checkpoint=checkpoint)
+    fit(data, model, xtr, ytr, cfg, checkpoint=checkpoint)
     proto = f"held-out fold {fold}" if fold is not None else "none (trained on all data)"
     table = evaluation_table(model, xte, yte, service_rates(cfg), proto)
     manifest = manifest_for(
@@ -168,14 +169,19 @@ def reproduce_cmd(
     mp_finetune_epochs: int = 50,
     rates_per_step: int = 4,
     kl_weight: float = 1.0,
-    folds: Annotated[str | None, typer.Option(help="comma-separated test folds")] = None,
+    folds: Annotated[
+        str | None, typer.Option(help="comma-separated test folds (to split a run)")
+    ] = None,
+    stages: Annotated[
+        str | None, typer.Option(help="comma-separated subset of dense,mrmp,srmp (to split a run)")
+    ] = None,
     aggregate_only: Annotated[bool, typer.Option(help="only rebuild JSON and plots")] = False,
     rate_jitter: Annotated[bool, typer.Option(help="stratified rate jitter in MRMP")] = True,
     threads: Annotated[int | None, typer.Option(help="torch intra-op threads")] = None,
     data_dir: str | None = None,
 ) -> None:
     """The paper's results on one dataset: dense, MP, SRMP, MRMP x 3 priors (resumable)."""
-    from mrmp.reproduce import ReproConfig, Reproduction
+    from mrmp.reproduce import STAGES, ReproConfig, Reproduction
 
     if threads:
         torch.set_num_threads(threads)
@@ -189,22 +195,27 @@ def reproduce_cmd(
         kl_weight=kl_weight,
         rate_jitter=rate_jitter,
         folds=tuple(int(f) for f in folds.split(",")) if folds else None,
-        command=_command_line(ctx, skip=("aggregate_only", "threads", "data_dir")),
+        # A split run records the command of the whole run: the splits do not change results.
+        command=_command_line(
+            ctx, skip=("aggregate_only", "threads", "data_dir", "folds", "stages")
+        ),
         data_dir=data_dir,
     )
     if cfg.folds is not None:
         valid = protocol(dataset)["test_folds"]
         if not set(cfg.folds) <= set(valid):
             raise typer.BadParameter(f"folds for {dataset} are {valid}")
+    chosen = tuple(stages.split(",")) if stages else STAGES
+    if not set(chosen) <= set(STAGES):
+        raise typer.BadParameter(f"stages are {', '.join(STAGES)}")
     repro = Reproduction(cfg, log=typer.echo)
     if not aggregate_only:
-        repro.run()
+        repro.run(chosen)
+        if folds or stages:
+            typer.echo("part of the run is done; aggregate with --aggregate-only when all is")
+            return
     results = repro.aggregate(out)
     typer.echo(json.dumps({k: results.get(k) for k in ("dataset", "dense", "srmp_prior")}))
-
-
-if __name__ == "__main__":
-    app()
 
 
 @app.command("serve")
@@ -245,3 +256,7 @@ def serve_cmd(
         log_level=settings.log_level,
         access_log=settings.access_log,
     )
+
+
+if __name__ == "__main__":
+    app()

@@ -8,17 +8,22 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from mrmp.augment import AugmentConfig, make_augment
 from mrmp.evaluate import RATE_GRID, evaluate_rates
 from mrmp.gcn import GCNConfig, LatentGCN
 from mrmp.priors import get_prior
 from mrmp.skeleton import DescriptorConfig, SkeletonDataset, describe_batch, load_dataset
-from mrmp.train import TrainConfig
+from mrmp.train import TrainConfig, train
 
 # Per dataset: the author's filter count and batch size, and the evaluation protocol.
 PROTOCOLS: dict[str, dict[str, Any]] = {
     "sbu": {
         "filters": 8,
         "batch_size": 200,
+        # Ours: undo the files' per-axis normalization (SOURCE.md: x*2560, y*1920, z*1280,
+        # flipped x and y), and swap the two persons in half the training samples.
+        "descriptor": DescriptorConfig(axis_scale=(-2560.0, -1920.0, 1280.0)),
+        "augment": AugmentConfig(swap_persons=True),
         "test_folds": (0, 1, 2, 3, 4),
         "protocol": "official 5-fold cross-validation over subject pairs (mean of folds)",
     },
@@ -89,8 +94,16 @@ def build_model(data: Data, spec: ModelSpec) -> LatentGCN:
 
 
 def train_config(data: Data, **overrides: Any) -> TrainConfig:
-    cfg = TrainConfig(batch_size=protocol(data.dataset.name)["batch_size"])
+    proto = protocol(data.dataset.name)
+    augment = proto.get("augment", AugmentConfig()).to_dict()
+    cfg = TrainConfig(batch_size=proto["batch_size"], augment=augment)
     return replace(cfg, **overrides)
+
+
+def fit(data: Data, model: LatentGCN, x: Tensor, y: Tensor, cfg: TrainConfig, **kw: Any) -> None:
+    """`train` with the configuration's augmentation built for the dataset's layout."""
+    augment = make_augment(AugmentConfig(**cfg.augment), data.dataset.layout)
+    train(model, x, y, cfg, augment=augment, **kw)
 
 
 def service_rates(cfg: TrainConfig) -> tuple[float, ...]:

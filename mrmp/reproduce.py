@@ -24,10 +24,21 @@ from mrmp.evaluate import (
     plot_observed_rate,
     rate_key,
 )
-from mrmp.experiment import Data, ModelSpec, build_model, load_data, protocol, train_config
+from mrmp.experiment import (
+    Data,
+    ModelSpec,
+    build_model,
+    fit,
+    load_data,
+    protocol,
+    train_config,
+)
 from mrmp.gcn import MaskGate
 from mrmp.priors import PRIORS
-from mrmp.train import PAPER_RATES, train
+from mrmp.train import PAPER_RATES
+
+# Dense (with MP and MP-FT), MRMP per prior, then SRMP per seen rate with the best prior.
+STAGES: tuple[str, ...] = ("dense", "mrmp", "srmp")
 
 
 @dataclass
@@ -85,7 +96,7 @@ class Reproduction:
             spec = ModelSpec(prior="gaussian", seed=self.cfg.seed)
             model = build_model(self.data, spec)
             tc = train_config(self.data, method="dense", epochs=self.cfg.epochs, seed=spec.seed)
-            train(model, xtr, ytr, tc, checkpoint=ckpt, desc=f"dense f{fold}")
+            fit(self.data, model, xtr, ytr, tc, checkpoint=ckpt, desc=f"dense f{fold}")
             out: dict[str, Any] = {"dense": accuracy(model, xte, yte), "mp": {}, "mp_ft": {}}
             state = {k: v.clone() for k, v in model.state_dict().items()}
             for r in PAPER_RATES:
@@ -96,7 +107,7 @@ class Reproduction:
                 )
                 if self.cfg.mp_finetune_epochs > 0:
                     ft = train_config(self.data, method="dense", epochs=self.cfg.mp_finetune_epochs)
-                    train(model, xtr, ytr, ft, masks=masks, desc=f"mp-ft {r} f{fold}")
+                    fit(self.data, model, xtr, ytr, ft, masks=masks, desc=f"mp-ft {r} f{fold}")
                     acc = accuracy(lambda x, m=masks: model(x, MaskGate(m)), xte, yte)
                     out["mp_ft"][rate_key(r)] = acc
                     model.load_state_dict(state)
@@ -118,7 +129,7 @@ class Reproduction:
                 kl_weight=self.cfg.kl_weight,
                 seed=self.cfg.seed,
             )
-            train(model, xtr, ytr, tc, checkpoint=ckpt, desc=f"mrmp {prior} f{fold}")
+            fit(self.data, model, xtr, ytr, tc, checkpoint=ckpt, desc=f"mrmp {prior} f{fold}")
             rates = sorted({*tc.rates, *RATE_GRID})
             return {
                 "seen_rates": list(tc.rates),
@@ -141,13 +152,15 @@ class Reproduction:
                 kl_weight=self.cfg.kl_weight,
                 seed=self.cfg.seed,
             )
-            train(model, xtr, ytr, tc, checkpoint=ckpt, desc=f"srmp {prior} {rate} f{fold}")
+            desc = f"srmp {prior} {rate} f{fold}"
+            fit(self.data, model, xtr, ytr, tc, checkpoint=ckpt, desc=desc)
             return evaluate_rates(model, xte, yte, [rate], "prior")[rate_key(rate)]
 
         return self._unit(f"srmp/{prior}/{rate_key(rate)}/fold{fold}", run)
 
     def best_prior(self) -> str:
-        """The prior whose MRMP is most accurate on the seen rates, averaged over folds."""
+        """The prior whose MRMP is most accurate on the seen rates, averaged over all the
+        protocol's folds (also when this run covers only some: runs split by fold agree)."""
         if self.cfg.srmp_prior != "auto":
             return self.cfg.srmp_prior
         path = self.cfg.work / "srmp_prior.json"
@@ -157,7 +170,7 @@ class Reproduction:
         for prior in self.cfg.priors:
             accs = [
                 self._mrmp(prior, f)["prior"][rate_key(r)]["accuracy"]
-                for f in self.folds
+                for f in self.proto["test_folds"]
                 for r in PAPER_RATES
             ]
             scores[prior] = statistics.mean(accs)
@@ -165,16 +178,23 @@ class Reproduction:
         _write(path, {"prior": best, "mean_seen_accuracy": scores})
         return best
 
-    def run(self) -> None:
-        """Every unit, fold by fold; SRMP last since it uses the best MRMP prior."""
+    def run(self, stages: tuple[str, ...] = STAGES) -> None:
+        """Every unit of the given stages, fold by fold; SRMP last since it uses the best MRMP
+        prior (which needs the MRMP units of every fold)."""
+        unknown = set(stages) - set(STAGES)
+        if unknown:
+            raise ValueError(f"unknown stages {sorted(unknown)}; known: {', '.join(STAGES)}")
         for fold in self.folds:
-            self._dense(fold)
-            for prior in self.cfg.priors:
-                self._mrmp(prior, fold)
-        best = self.best_prior()
-        for fold in self.folds:
-            for r in PAPER_RATES:
-                self._srmp(best, r, fold)
+            if "dense" in stages:
+                self._dense(fold)
+            if "mrmp" in stages:
+                for prior in self.cfg.priors:
+                    self._mrmp(prior, fold)
+        if "srmp" in stages:
+            best = self.best_prior()
+            for fold in self.folds:
+                for r in PAPER_RATES:
+                    self._srmp(best, r, fold)
 
     def _done(self, name: str) -> dict | None:
         path = self.cfg.work / f"{name}.json"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import random
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -43,6 +44,8 @@ class TrainConfig:
     sigma_end: float = 100.0
     seed: int = 0
     checkpoint_every: int = 25
+    # AugmentConfig fields (mrmp.augment), applied by mrmp.experiment.fit [ours].
+    augment: dict = field(default_factory=dict)
     extra: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -54,6 +57,10 @@ class TrainConfig:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+# A label-preserving transform of a batch of descriptors (B, J, F), given a generator.
+Augment = Callable[[Tensor, torch.Generator], Tensor]
 
 
 def seed_everything(seed: int) -> None:
@@ -99,9 +106,11 @@ def train(
     checkpoint: Path | None = None,
     desc: str | None = None,
     show_progress: bool = True,
+    augment: Augment | None = None,
 ) -> list[dict]:
     """Train in place; returns the per-epoch history. With `masks`, the dense objective is
-    trained under those fixed masks (fine-tuning a magnitude-pruned network).
+    trained under those fixed masks (fine-tuning a magnitude-pruned network). `augment`
+    transforms each mini-batch of descriptors, drawing from the training generator.
 
     A `checkpoint` file is written every `checkpoint_every` epochs and resumed from if present.
     """
@@ -139,6 +148,8 @@ def train(
         for s in range(0, n, cfg.batch_size):
             idx = order[s : s + cfg.batch_size]
             xb, yb = x[idx], y[idx]
+            if augment is not None:
+                xb = augment(xb, gen)
             progress = (epoch + s / n) / max(cfg.epochs - 1, 1)
             gates: list[Gate]
             if cfg.method == "dense":

@@ -12,13 +12,13 @@ from mrmp.experiment import (
     ModelSpec,
     build_model,
     evaluation_table,
+    fit,
     load_data,
     manifest_for,
     train_config,
 )
 from mrmp.skeleton import data_root
 from mrmp.store import save_model
-from mrmp.train import train
 
 HAVE_DATA = (data_root() / "sbu_kinect_interaction").is_dir()
 needs_data = pytest.mark.skipif(not HAVE_DATA, reason="../shared/data is absent")
@@ -48,7 +48,7 @@ def train_store(data: Data, folder: Path, *, test_fold: int | None, epochs: int,
         rates_per_step=None,
         rate_jitter=False,
     )
-    train(model, xtr, ytr, cfg, show_progress=False)
+    fit(data, model, xtr, ytr, cfg, show_progress=False)
     rates = (0.5, 0.9, 0.98)
     evaluation = evaluation_table(model, xte, yte, rates, f"fold {test_fold} held out")
     manifest = manifest_for(

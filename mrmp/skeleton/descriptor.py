@@ -23,11 +23,14 @@ class SkeletonError(ValueError):
 class DescriptorConfig:
     """chunks: temporal chunks M; velocity: also append each chunk's mean per-frame displacement;
     root_joint: also append each chunk's mean position relative to that joint in the same frame
-    (the shape of a hand about its wrist, say), a named option beyond the author's descriptor."""
+    (the shape of a hand about its wrist, say), a named option beyond the author's descriptor;
+    axis_scale: multiply x, y, z by these factors first, to undo a per-axis normalization of
+    the sensor's coordinates (SBU's files divide x, y and z by different ranges)."""
 
     chunks: int = 4
     velocity: bool = False
     root_joint: int | None = None
+    axis_scale: tuple[float, float, float] | None = None
 
     def __post_init__(self) -> None:
         if isinstance(self.chunks, bool) or not isinstance(self.chunks, int) or self.chunks < 1:
@@ -40,6 +43,11 @@ class DescriptorConfig:
             or self.root_joint < 0
         ):
             raise ValueError(f"root_joint must be a joint index or None, got {self.root_joint!r}")
+        if self.axis_scale is not None:
+            scale = tuple(float(v) for v in self.axis_scale)
+            if len(scale) != 3 or not all(np.isfinite(v) and v != 0 for v in scale):
+                raise ValueError(f"axis_scale must be 3 finite non-zero factors, got {scale!r}")
+            object.__setattr__(self, "axis_scale", scale)  # JSON lists become tuples
 
     def feature_dim(self) -> int:
         """Features per node: 3*chunks for positions, as many again for each option."""
@@ -125,6 +133,8 @@ def describe(
     """
     config = config or DescriptorConfig()
     x = _validate(sequence, num_joints)
+    if config.axis_scale is not None:
+        x = x * np.asarray(config.axis_scale)
     # Overflow is detected on the result below; no RuntimeWarnings on the way.
     with np.errstate(over="ignore", invalid="ignore"):
         T, J, _ = x.shape
