@@ -247,6 +247,11 @@ def serve_cmd(
     # Workers build their app from the environment: hand the flags on through it.
     for key, value in flags.items():
         os.environ[f"MRMP_{key.upper()}"] = str(value)
+    if settings.workers > 1 and "PROMETHEUS_MULTIPROC_DIR" not in os.environ:
+        # Several processes: prometheus-client's multiprocess mode merges their metrics.
+        import tempfile
+
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="mrmp-metrics-")
     uvicorn.run(
         "service.app:create_app",
         factory=True,
@@ -256,6 +261,52 @@ def serve_cmd(
         log_level=settings.log_level,
         access_log=settings.access_log,
     )
+
+
+@app.command("release")
+def release_cmd(
+    ctx: typer.Context,
+    out: Annotated[Path, typer.Option(help="model folder to write")],
+    dataset: Annotated[str, typer.Option(help="sbu or fpha")] = "sbu",
+    work: Annotated[
+        Path | None, typer.Option(help="reproduction units (default docs/results/units/<dataset>)")
+    ] = None,
+    epochs: int = 300,
+    rates_per_step: int = 4,
+    kl_weight: float = 1.0,
+    rate_jitter: Annotated[bool, typer.Option(help="stratified rate jitter in MRMP")] = True,
+    name: Annotated[str | None, typer.Option(help="model name (default: folder name)")] = None,
+    threads: Annotated[int | None, typer.Option(help="torch intra-op threads")] = None,
+    data_dir: str | None = None,
+) -> None:
+    """Train the shipped model: MRMP with the reproduction's best prior on all of the dataset,
+    with the reproduction's cross-validated table in its manifest. Use the settings the
+    reproduction ran with."""
+    from mrmp.release import release
+    from mrmp.reproduce import ReproConfig, Reproduction
+
+    if threads:
+        torch.set_num_threads(threads)
+    cfg = ReproConfig(
+        dataset=dataset,
+        work=work or Path("docs/results/units") / dataset,
+        epochs=epochs,
+        rates_per_step=rates_per_step,
+        kl_weight=kl_weight,
+        rate_jitter=rate_jitter,
+        data_dir=data_dir,
+    )
+    try:
+        manifest = release(
+            Reproduction(cfg, log=typer.echo),
+            out,
+            name=name or out.name,
+            command=_command_line(ctx, skip=("threads", "data_dir")),
+        )
+    except FileNotFoundError as e:
+        typer.echo(f"mrmp release: {e}", err=True)
+        raise typer.Exit(2) from None
+    typer.echo(f"wrote {out} (prior {manifest['prior']}, version {manifest['version'][:12]})")
 
 
 if __name__ == "__main__":

@@ -196,6 +196,9 @@ class Reproduction:
                 for r in PAPER_RATES:
                     self._srmp(best, r, fold)
 
+    def load_unit(self, name: str) -> dict:
+        return json.loads((self.cfg.work / f"{name}.json").read_text())
+
     def _done(self, name: str) -> dict | None:
         path = self.cfg.work / f"{name}.json"
         return json.loads(path.read_text()) if path.exists() else None
@@ -242,6 +245,7 @@ class Reproduction:
                     table[rate_key(r)] = round(statistics.mean(u["accuracy"] for u in runs), 2)
             results["srmp"] = table
         results["mrmp"], results["mrmp_exact"], results["observed_rate"] = {}, {}, {}
+        results["rate_error_max"] = {}
         for prior in self.cfg.priors:
             runs = [self._done(f"mrmp/{prior}/fold{f}") for f in self.folds]
             if not all(runs):
@@ -254,6 +258,15 @@ class Reproduction:
             results["observed_rate"][prior] = {
                 k: round(statistics.mean(u["prior"][k]["observed_rate"] for u in runs), 4)
                 for k in keys
+            }
+            # The worst |observed - requested| over every fold at rates 0.50..0.98, per mode.
+            checked = [k for k in keys if 0.5 <= float(k) <= 0.98]
+            results["rate_error_max"][prior] = {
+                mode: round(
+                    max(abs(u[mode][k]["observed_rate"] - float(k)) for u in runs for k in checked),
+                    5,
+                )
+                for mode in ("prior", "exact")
             }
         out_dir.mkdir(parents=True, exist_ok=True)
         _write(out_dir / f"{self.cfg.dataset}.json", results)

@@ -8,8 +8,19 @@ clients send.
 from __future__ import annotations
 
 import math
+import os
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.multiprocess import MultiProcessCollector
+
+# With several worker processes, prometheus-client keeps every value in files under this
+# folder and /metrics merges them (its multiprocess mode); `mrmp serve --workers N` sets it.
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+
+
+def multiprocess_mode() -> bool:
+    return MULTIPROC_ENV in os.environ
+
 
 # 50 us .. 2.5 s: a cached inference is sub-millisecond, a derivation a few ms, a big batch more.
 BUCKETS = (
@@ -72,18 +83,44 @@ class Metrics:
             "mrmp_cache_events", "Rate cache hits, misses and evictions", ["event"], registry=r
         )
         self.errors = Counter("mrmp_errors", "Rejected requests by reason", ["reason"], registry=r)
-        self.in_flight = Gauge("mrmp_in_flight_requests", "Requests being served", registry=r)
-        self.cache_entries = Gauge("mrmp_cache_entries", "Derived networks cached", registry=r)
-        self.cache_bytes = Gauge("mrmp_cache_bytes", "Bytes held by cached networks", registry=r)
+        # Across workers: in-flight requests and cache sizes add up (each worker has its own
+        # cache); an observed rate is the same in every worker.
+        self.in_flight = Gauge(
+            "mrmp_in_flight_requests",
+            "Requests being served",
+            registry=r,
+            multiprocess_mode="livesum",
+        )
+        self.cache_entries = Gauge(
+            "mrmp_cache_entries",
+            "Derived networks cached",
+            registry=r,
+            multiprocess_mode="livesum",
+        )
+        self.cache_bytes = Gauge(
+            "mrmp_cache_bytes",
+            "Bytes held by cached networks",
+            registry=r,
+            multiprocess_mode="livesum",
+        )
         self.observed_rate = Gauge(
             "mrmp_observed_rate",
             "Fraction of prunable weights pruned, per cached rate (snapped) and mode",
             ["rate", "mode"],
             registry=r,
+            multiprocess_mode="livemax",
         )
 
     def label(self, rate: float) -> str:
         return rate_label(rate, self.rate_step)
+
+    def exposition(self) -> bytes:
+        """The Prometheus text of this process, or of all workers in multiprocess mode."""
+        if not multiprocess_mode():
+            return generate_latest(self.registry)
+        merged = CollectorRegistry()
+        MultiProcessCollector(merged)
+        return generate_latest(merged)
 
     def live_p50(self, rate: float) -> dict[str, float]:
         """Median inference time (ms) per backend at this snapped rate, from the histogram

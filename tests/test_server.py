@@ -29,13 +29,14 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture(scope="module")
-def server(synthetic_store: Path, tmp_path_factory: pytest.TempPathFactory):
+def start_server(store: Path, tiers: Path, *args: str) -> tuple[str, int, subprocess.Popen]:
+    """`mrmp serve` on a free loopback port, once it reports ready."""
     port = free_port()
-    env = {**os.environ, "MRMP_TIER_DIR": str(tmp_path_factory.mktemp("tiers"))}
+    env = {**os.environ, "MRMP_TIER_DIR": str(tiers)}
+    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
     mrmp = Path(sys.executable).with_name("mrmp")
     proc = subprocess.Popen(
-        [str(mrmp), "serve", "--model", str(synthetic_store), "--port", str(port)],
+        [str(mrmp), "serve", "--model", str(store), "--port", str(port), *args],
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -52,6 +53,12 @@ def server(synthetic_store: Path, tmp_path_factory: pytest.TempPathFactory):
             pass
         assert time.monotonic() < deadline, "server never turned ready"
         time.sleep(0.1)
+    return url, port, proc
+
+
+@pytest.fixture(scope="module")
+def server(synthetic_store: Path, tmp_path_factory: pytest.TempPathFactory):
+    url, port, proc = start_server(synthetic_store, tmp_path_factory.mktemp("tiers"))
     yield url, port, proc
     if proc.poll() is None:
         proc.kill()
@@ -125,3 +132,30 @@ def test_sigterm_shuts_down_through_the_lifespan(server):
     proc.send_signal(signal.SIGTERM)
     proc.wait(timeout=30)
     assert "Application shutdown complete" in proc.stdout.read()
+
+
+def test_two_workers_report_merged_metrics(synthetic_store, tmp_path):
+    url, _, proc = start_server(synthetic_store, tmp_path, "--workers", "2")
+    try:
+        body = {"sequences": [sequence(frames=4)], "tier": "fast"}
+        with httpx.Client() as http, ThreadPoolExecutor(4) as pool:
+            codes = list(
+                pool.map(
+                    lambda _: http.post(f"{url}/v1/classify", json=body).status_code, range(40)
+                )
+            )
+        assert codes == [200] * 40
+        # Each scrape lands on either worker; both show the sum over the two.
+        for _ in range(4):
+            families = {
+                f.name: f for f in text_string_to_metric_families(httpx.get(f"{url}/metrics").text)
+            }
+            counts = [
+                s.value
+                for s in families["mrmp_inference_duration_seconds"].samples
+                if s.name.endswith("_count") and s.labels["rate"] == "0.98"
+            ]
+            assert sum(counts) == 40
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=30)

@@ -1,0 +1,31 @@
+"""The shipped model: trained on all data with the best prior, carrying the fold-mean table."""
+
+import json
+
+import pytest
+
+from mrmp.release import release
+from mrmp.reproduce import ReproConfig, Reproduction
+from mrmp.store import load_model
+
+
+def test_release_trains_the_best_prior_and_carries_the_fold_table(tmp_path):
+    cfg = ReproConfig(
+        dataset="synthetic-sbu", work=tmp_path / "units", epochs=2, priors=("gaussian", "laplace")
+    )
+    repro = Reproduction(cfg, log=lambda _: None)
+    with pytest.raises(FileNotFoundError, match="run `mrmp reproduce` first"):
+        release(repro, tmp_path / "model", name="m", command="test")
+    repro.run(("mrmp",))
+    manifest = release(repro, tmp_path / "model", name="m", command="test")
+    scores = json.loads((cfg.work / "srmp_prior.json").read_text())["mean_seen_accuracy"]
+    assert manifest["prior"] == max(scores, key=scores.get)
+    _, stored = load_model(tmp_path / "model")
+    assert stored["version"] == manifest["version"] and stored["name"] == "m"
+    unit = json.loads((cfg.work / f"mrmp/{manifest['prior']}/fold0.json").read_text())
+    table = stored["evaluation"]["rates"]
+    for mode in ("prior", "exact"):
+        for key, row in unit[mode].items():
+            assert table[mode][key]["accuracy"] == pytest.approx(row["accuracy"], abs=1e-4)
+    assert stored["evaluation"]["samples"] == len(repro.data.y)
+    assert stored["training"]["config"]["epochs"] == 2
