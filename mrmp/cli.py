@@ -58,6 +58,11 @@ def _rates(text: str | None, default: tuple[float, ...]) -> tuple[float, ...]:
     return rates
 
 
+def _units(dataset: str) -> Path:
+    """Where a dataset's reproduction units live (committed; checkpoints are ignored)."""
+    return Path("docs/results/units") / dataset
+
+
 def _fold(text: str) -> int | None:
     if text == "none":
         return None
@@ -187,7 +192,7 @@ def reproduce_cmd(
         torch.set_num_threads(threads)
     cfg = ReproConfig(
         dataset=dataset,
-        work=work or Path("docs/results/units") / dataset,
+        work=work or _units(dataset),
         epochs=epochs,
         srmp_epochs=srmp_epochs,
         mp_finetune_epochs=mp_finetune_epochs,
@@ -288,8 +293,8 @@ def release_cmd(
     if threads:
         torch.set_num_threads(threads)
     cfg = ReproConfig(
-        dataset=dataset,
-        work=work or Path("docs/results/units") / dataset,
+        dataset,
+        work or _units(dataset),
         epochs=epochs,
         rates_per_step=rates_per_step,
         kl_weight=kl_weight,

@@ -12,7 +12,7 @@ import statistics
 from pathlib import Path
 from typing import Any
 
-from mrmp.experiment import ModelSpec, build_model, fit, manifest_for, train_config
+from mrmp.experiment import ModelSpec, build_model, fit, manifest_for
 from mrmp.reproduce import Reproduction
 from mrmp.store import save_model
 
@@ -63,16 +63,7 @@ def release(repro: Reproduction, out: Path, *, name: str, command: str) -> dict[
     evaluation = cross_validated_table(repro, prior)
     data, cfg = repro.data, repro.cfg
     model = build_model(data, ModelSpec(prior=prior, seed=cfg.seed))
-    tc = train_config(
-        data,
-        method="mrmp",
-        prior=prior,
-        epochs=cfg.epochs,
-        rates_per_step=cfg.rates_per_step,
-        rate_jitter=cfg.rate_jitter,
-        kl_weight=cfg.kl_weight,
-        seed=cfg.seed,
-    )
+    tc = repro.mrmp_config(prior)
     fit(data, model, data.x, data.y, tc, desc=f"release {prior}")
     manifest = manifest_for(data, model, tc, name=name, command=command, evaluation=evaluation)
     return save_model(out, model, manifest)

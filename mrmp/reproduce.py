@@ -35,7 +35,7 @@ from mrmp.experiment import (
 )
 from mrmp.gcn import MaskGate
 from mrmp.priors import PRIORS
-from mrmp.train import PAPER_RATES
+from mrmp.train import PAPER_RATES, TrainConfig
 
 # Dense (with MP and MP-FT), MRMP per prior, then SRMP per seen rate with the best prior.
 STAGES: tuple[str, ...] = ("dense", "mrmp", "srmp")
@@ -115,20 +115,24 @@ class Reproduction:
 
         return self._unit(f"dense/fold{fold}", run)
 
+    def mrmp_config(self, prior: str) -> TrainConfig:
+        """The MRMP training settings of this reproduction (also those of the release)."""
+        return train_config(
+            self.data,
+            method="mrmp",
+            prior=prior,
+            epochs=self.cfg.epochs,
+            rates_per_step=self.cfg.rates_per_step,
+            rate_jitter=self.cfg.rate_jitter,
+            kl_weight=self.cfg.kl_weight,
+            seed=self.cfg.seed,
+        )
+
     def _mrmp(self, prior: str, fold: int) -> dict:
         def run(ckpt: Path) -> dict:
             xtr, ytr, xte, yte = self.data.split(fold)
             model = build_model(self.data, ModelSpec(prior=prior, seed=self.cfg.seed))
-            tc = train_config(
-                self.data,
-                method="mrmp",
-                prior=prior,
-                epochs=self.cfg.epochs,
-                rates_per_step=self.cfg.rates_per_step,
-                rate_jitter=self.cfg.rate_jitter,
-                kl_weight=self.cfg.kl_weight,
-                seed=self.cfg.seed,
-            )
+            tc = self.mrmp_config(prior)
             fit(self.data, model, xtr, ytr, tc, checkpoint=ckpt, desc=f"mrmp {prior} f{fold}")
             rates = sorted({*tc.rates, *RATE_GRID})
             return {
