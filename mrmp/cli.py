@@ -239,6 +239,7 @@ def serve_cmd(
     import uvicorn
     from pydantic import ValidationError
 
+    from service.lifecycle import GracefulServer
     from service.settings import Settings
 
     flags = {"model_path": model, "host": host, "port": port, "workers": workers}
@@ -257,15 +258,20 @@ def serve_cmd(
         import tempfile
 
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="mrmp-metrics-")
-    uvicorn.run(
-        "service.app:create_app",
-        factory=True,
-        host=settings.host,
-        port=settings.port,
-        workers=settings.workers,
-        log_level=settings.log_level,
-        access_log=settings.access_log,
-    )
+    options = {
+        "host": settings.host,
+        "port": settings.port,
+        "log_level": settings.log_level,
+        "access_log": settings.access_log,
+        "timeout_graceful_shutdown": settings.graceful_timeout,
+    }
+    app_factory = "service.app:create_app"
+    if settings.workers > 1:
+        # uvicorn's supervisor passes SIGTERM on to the workers, which shut down as uvicorn does.
+        uvicorn.run(app_factory, factory=True, workers=settings.workers, **options)
+        return
+    config = uvicorn.Config(app_factory, factory=True, **options)
+    GracefulServer(config, settings.drain_seconds).run()
 
 
 @app.command("release")

@@ -17,6 +17,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from service import routes_v1, routes_v2
 from service.errors import ApiError
 from service.host import ModelHost
+from service.lifecycle import DRAINING
 from service.metrics import Metrics
 from service.routes_v1 import json_response
 from service.settings import Settings
@@ -84,7 +85,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.metrics = metrics
     app.state.host = host
     app.state.draining = False
-    app.state.is_ready = lambda: host.ready.is_set() and not app.state.draining
+    app.state.is_ready = lambda: (
+        host.ready.is_set() and not app.state.draining and not DRAINING.is_set()
+    )
     app.include_router(routes_v1.router)
     app.include_router(routes_v2.router)
 

@@ -43,6 +43,12 @@ class Settings(BaseSettings):
     torch_threads: int = Field(1, ge=1)
     onnx_threads: int = Field(1, ge=1)
     rate_label_step: float = Field(0.01, gt=0, le=1, description="grid of the `rate` label")
+    drain_seconds: float = Field(
+        0.0, ge=0, description="after SIGTERM: seconds of not-ready (503) before closing"
+    )
+    graceful_timeout: float = Field(
+        30.0, gt=0, description="after closing: seconds for the requests in flight to finish"
+    )
     log_level: str = "info"
     access_log: bool = Field(False, description="one log line per request (costs throughput)")
 

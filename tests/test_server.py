@@ -8,6 +8,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -29,10 +30,12 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_server(store: Path, tiers: Path, *args: str) -> tuple[str, int, subprocess.Popen]:
+def start_server(
+    store: Path, tiers: Path, *args: str, env: dict[str, str] | None = None
+) -> tuple[str, int, subprocess.Popen]:
     """`mrmp serve` on a free loopback port, once it reports ready."""
     port = free_port()
-    env = {**os.environ, "MRMP_TIER_DIR": str(tiers)}
+    env = {**os.environ, "MRMP_TIER_DIR": str(tiers), **(env or {})}
     env.pop("PROMETHEUS_MULTIPROC_DIR", None)
     mrmp = Path(sys.executable).with_name("mrmp")
     proc = subprocess.Popen(
@@ -126,12 +129,36 @@ def test_sixteen_concurrent_requests_derive_a_new_rate_once(server):
     assert _misses(url) == before + 1
 
 
-def test_sigterm_shuts_down_through_the_lifespan(server):
-    url, _, proc = server
-    assert httpx.get(f"{url}/v2/health/live").status_code == 200
+def test_sigterm_drains_then_exits_0_without_dropping_accepted_requests(synthetic_store, tmp_path):
+    url, _, proc = start_server(synthetic_store, tmp_path, env={"MRMP_DRAIN_SECONDS": "1.5"})
+    statuses: list[int] = []
+    stop = threading.Event()
+
+    def load() -> None:
+        body = {"sequences": [sequence(frames=4)], "rate": 0.6}
+        with httpx.Client() as http:
+            while not stop.is_set():
+                try:
+                    statuses.append(http.post(f"{url}/v1/classify", json=body).status_code)
+                except httpx.TransportError:  # the listener closed: not accepted, not dropped
+                    time.sleep(0.01)
+
+    workers = [threading.Thread(target=load) for _ in range(4)]
+    for w in workers:
+        w.start()
+    time.sleep(0.3)
     proc.send_signal(signal.SIGTERM)
-    proc.wait(timeout=30)
-    assert "Application shutdown complete" in proc.stdout.read()
+    time.sleep(0.3)
+    # Draining: not ready (so balancers stop routing here), still alive and serving.
+    assert httpx.get(f"{url}/v2/health/ready").status_code == 503
+    assert httpx.get(f"{url}/v2/health/live").status_code == 200
+    served_while_draining = len(statuses)
+    assert proc.wait(timeout=30) == 0
+    stop.set()
+    for w in workers:
+        w.join()
+    assert len(statuses) > served_while_draining > 0
+    assert set(statuses) == {200}
 
 
 def test_two_workers_report_merged_metrics(synthetic_store, tmp_path):
