@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import logging
 import threading
 import time
 from collections.abc import AsyncIterator
@@ -21,6 +22,8 @@ from service.lifecycle import DRAINING
 from service.metrics import Metrics
 from service.routes_v1 import json_response
 from service.settings import Settings
+
+log = logging.getLogger("mrmp.service")
 
 
 class RequestMetrics:
@@ -43,6 +46,7 @@ class RequestMetrics:
 
         m = self.metrics
         m.in_flight.inc()
+        m.active += 1
         t0 = time.perf_counter()
         try:
             await self.app(scope, receive, send_status)
@@ -50,6 +54,7 @@ class RequestMetrics:
             route = scope.get("route")
             endpoint = getattr(route, "path", None) or "unmatched"
             m.in_flight.dec()
+            m.active -= 1
             m.request_duration.labels(endpoint).observe(time.perf_counter() - t0)
             m.requests.labels(endpoint, str(status[0])).inc()
 
@@ -120,6 +125,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @app.exception_handler(Exception)
     async def internal_error(request: Request, exc: Exception) -> Response:
+        log.error("internal error on %s %s", request.method, request.url.path, exc_info=exc)
         return error(500, f"internal error ({type(exc).__name__})", "internal")
 
     app.add_middleware(RequestMetrics, metrics=metrics)

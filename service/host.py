@@ -13,7 +13,7 @@ import math
 import tempfile
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -47,6 +47,19 @@ class Served:
 
     def nbytes(self) -> int:
         return self.runner.nbytes()
+
+
+@dataclass
+class Options:
+    """What network serves a request: the rate as asked, the resolved rate, mode and tier, and
+    whether the client lets the server prune more under load."""
+
+    rate_asked: float | None
+    rate: float
+    mode: str
+    tier: str | None
+    degradable: bool = False
+    degraded_from: float | None = None
 
 
 @dataclass
@@ -102,9 +115,13 @@ class ModelHost:
     # -- rates -------------------------------------------------------------------------------
 
     def resolve(
-        self, rate: float | None, tier: str | None, mode: str | None
-    ) -> tuple[float, str, str | None]:
-        """(rate, mode, tier name) for a request; raises ValueError with a message."""
+        self,
+        rate: float | None,
+        tier: str | None,
+        mode: str | None,
+        degradable: bool = False,
+    ) -> Options:
+        """What to serve for a request; raises ValueError with a message."""
         if rate is not None and tier is not None:
             raise ValueError("give either rate or tier, not both")
         mode = mode or (self.settings.tier_mode if rate is None else "prior")
@@ -116,12 +133,24 @@ class ModelHost:
                 raise ValueError(
                     f"unknown tier {tier!r}; known: {', '.join(sorted(self.settings.tiers))}"
                 )
-            return self.settings.tiers[tier], mode, tier
+            return Options(None, self.settings.tiers[tier], mode, tier, degradable)
         if not math.isfinite(rate) or not self.rate_min <= rate <= self.rate_max:
             raise ValueError(
                 f"rate {rate} is outside the model's range [{self.rate_min}, {self.rate_max}]"
             )
-        return rate, mode, None
+        return Options(rate, rate, mode, None, degradable)
+
+    def degrade(self, options: Options, in_flight: int) -> Options:
+        """Under load (more than `degrade_in_flight` requests in flight), a request that allows
+        it is served by the degrade tier, when that tier prunes more than what was asked."""
+        s = self.settings
+        target = s.tiers[s.degrade_tier]
+        if not options.degradable or in_flight <= s.degrade_in_flight or target <= options.rate:
+            return options
+        self.metrics.degraded.labels(self.metrics.label(target)).inc()
+        return replace(
+            options, rate=target, mode=s.tier_mode, tier=s.degrade_tier, degraded_from=options.rate
+        )
 
     def network(self, rate: float, mode: str) -> tuple[Served, bool, float]:
         """The derived network for (rate, mode), whether it was ready, and the derive time."""

@@ -82,6 +82,12 @@ class Metrics:
         self.cache_events = Counter(
             "mrmp_cache_events", "Rate cache hits, misses and evictions", ["event"], registry=r
         )
+        self.degraded = Counter(
+            "mrmp_degraded_requests",
+            "Requests served at a higher pruning rate because of load, by served rate",
+            ["rate"],
+            registry=r,
+        )
         self.errors = Counter("mrmp_errors", "Rejected requests by reason", ["reason"], registry=r)
         # Across workers: in-flight requests and cache sizes add up (each worker has its own
         # cache); an observed rate is the same in every worker.
@@ -110,6 +116,9 @@ class Metrics:
             registry=r,
             multiprocess_mode="livemax",
         )
+
+    # Requests in flight in this process: the load signal for degradation.
+    active: int = 0
 
     def label(self, rate: float) -> str:
         return rate_label(rate, self.rate_step)

@@ -19,7 +19,7 @@ from starlette.requests import ClientDisconnect, Request
 
 from mrmp.skeleton import SkeletonError, describe
 from service.errors import ApiError, bad_request, invalid
-from service.host import ModelHost
+from service.host import ModelHost, Options
 from service.settings import Settings
 
 V2_INPUT = "skeleton"
@@ -77,7 +77,7 @@ def _rate(value: Any) -> float | None:
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, int | float):
-        raise invalid(f"rate must be a number, got {value!r}", "bad_rate")
+        raise invalid(f'rate must be a number or "auto", got {value!r}', "bad_rate")
     if not math.isfinite(value):
         raise invalid(f"rate must be finite, got {value!r}", "bad_rate")
     return float(value)
@@ -89,27 +89,23 @@ def _optional_str(value: Any, field: str) -> str | None:
     raise invalid(f"{field} must be a string, got {value!r}", f"bad_{field}")
 
 
-@dataclass
-class Options:
-    """What network to serve: resolved rate, mode, tier, and the rate as the client asked it."""
-
-    rate_asked: float | None
-    rate: float
-    mode: str
-    tier: str | None
-
-
-def options(host: ModelHost, rate: Any, tier: Any, mode: Any) -> Options:
-    asked = _rate(rate)
+def options(host: ModelHost, fields: dict[str, Any]) -> Options:
+    """Serving options from a body's (v1) or parameters' (V2) fields rate, tier, mode and
+    allow_degrade; `rate` may also be "auto": the default tier, pruned further under load."""
+    rate, allow_degrade = fields.get("rate"), fields.get("allow_degrade")
+    tier, mode = fields.get("tier"), fields.get("mode")
+    auto = rate == "auto"
+    asked = None if auto else _rate(rate)
     tier_name = _optional_str(tier, "tier")
     mode_name = _optional_str(mode, "mode")
+    if allow_degrade is not None and not isinstance(allow_degrade, bool):
+        raise invalid(f"allow_degrade must be true or false, got {allow_degrade!r}", "bad_degrade")
     try:
-        r, m, t = host.resolve(asked, tier_name, mode_name)
+        return host.resolve(asked, tier_name, mode_name, degradable=auto or bool(allow_degrade))
     except ValueError as e:
         msg = str(e)
         reason = "bad_rate" if "rate" in msg else "bad_tier" if "tier" in msg else "bad_mode"
         raise invalid(msg, reason) from None
-    return Options(asked, r, m, t)
 
 
 def _numeric(value: Any, where: str) -> np.ndarray:
@@ -154,7 +150,7 @@ class ClassifyRequest:
     top_k: int
 
 
-CLASSIFY_FIELDS = {"sequences", "rate", "tier", "mode", "top_k"}
+CLASSIFY_FIELDS = {"sequences", "rate", "tier", "mode", "top_k", "allow_degrade"}
 
 
 def parse_classify(data: Any, host: ModelHost, settings: Settings) -> ClassifyRequest:
@@ -166,7 +162,7 @@ def parse_classify(data: Any, host: ModelHost, settings: Settings) -> ClassifyRe
     if not isinstance(seqs, list):
         raise invalid("sequences must be a list of T x J x 3 nested lists", "bad_shape")
     _check_count(len(seqs), settings.max_sequences)
-    opts = options(host, data.get("rate"), data.get("tier"), data.get("mode"))
+    opts = options(host, data)
     top_k = data.get("top_k", 3)
     classes = len(host.class_names)
     if isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1:
@@ -210,7 +206,8 @@ def parse_infer(data: Any, binary: bytes, host: ModelHost, settings: Settings) -
             f"unknown input {tensor.get('name')!r}; this model's input is {V2_INPUT!r}",
             "bad_input_name",
         )
-    dtype = V2_DATATYPES.get(tensor.get("datatype"))
+    datatype = tensor.get("datatype")
+    dtype = V2_DATATYPES.get(datatype) if isinstance(datatype, str) else None
     if dtype is None:
         raise invalid(
             f"datatype {tensor.get('datatype')!r} is not supported; use FP32 (or FP64)",
@@ -242,7 +239,7 @@ def parse_infer(data: Any, binary: bytes, host: ModelHost, settings: Settings) -
     x = np.empty((b, host.num_joints, host.descriptor.feature_dim()), dtype=np.float32)
     for i in range(b):
         x[i] = _describe(host, arr[i], f"sequence {i}")
-    opts = options(host, params.get("rate"), params.get("tier"), params.get("mode"))
+    opts = options(host, params)
     outputs, out_binary = _requested_outputs(data.get("outputs"), params)
     return InferRequest(rid, x, opts, outputs, out_binary)
 
@@ -251,6 +248,8 @@ def _tensor_data(tensor: dict[str, Any], binary: bytes, dtype: type, size: int) 
     tparams = _object(tensor.get("parameters") or {}, "inputs[0].parameters")
     nbytes = tparams.get("binary_data_size")
     if nbytes is not None:
+        if isinstance(nbytes, bool) or not isinstance(nbytes, int) or nbytes < 0:
+            raise invalid(f"binary_data_size must be a byte count, got {nbytes!r}", "bad_shape")
         expected = size * np.dtype(dtype).itemsize
         if nbytes != expected or len(binary) < expected:
             raise invalid(

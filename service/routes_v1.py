@@ -55,7 +55,8 @@ async def classify(request: Request) -> Response:
     body = await read_body(request, state.settings.max_body_bytes)
     req = parse_classify(decode_json(body), host, state.settings)
     t1 = time.perf_counter()
-    result = host.infer(req.x, req.options.rate, req.options.mode)
+    opts = host.degrade(req.options, state.metrics.active)
+    result = host.infer(req.x, opts.rate, opts.mode)
     probs = softmax(result.logits)
     order = np.argsort(-probs, axis=1, kind="stable")[:, : req.top_k]
     names = host.class_names
@@ -68,9 +69,10 @@ async def classify(request: Request) -> Response:
         "model": host.name,
         "model_version": host.version,
         "predictions": predictions,
-        "rate_asked": req.options.rate_asked,
-        "tier": req.options.tier or host.tier_of(result.served.key),
+        "rate_asked": opts.rate_asked,
+        "tier": opts.tier or host.tier_of(result.served.key),
         **served_fields(host, result),
+        "degraded": opts.degraded_from is not None,
         "timings": {
             "parse_ms": round((t1 - t0) * 1e3, 3),
             "derive_ms": round(result.derive_s * 1e3, 3),

@@ -111,7 +111,8 @@ async def _infer(request: Request, host: ModelHost) -> Response:
     else:
         data, binary = decode_json(body), b""
     req = parse_infer(data, binary, host, settings)
-    result = host.infer(req.x, req.options.rate, req.options.mode)
+    opts = host.degrade(req.options, request.app.state.metrics.active)
+    result = host.infer(req.x, opts.rate, opts.mode)
     host.record_observed(result.served)
     logits = result.logits.astype(np.float32, copy=False)
     index = logits.argmax(axis=1)
@@ -126,9 +127,10 @@ async def _infer(request: Request, host: ModelHost) -> Response:
         for k, v in served_fields(host, result).items()
         if v is not None  # V2 parameters are bool, number or string
     }
-    if req.options.rate_asked is not None:
-        params["rate_asked"] = req.options.rate_asked
-    tier = req.options.tier or host.tier_of(result.served.key)
+    params["degraded"] = opts.degraded_from is not None
+    if opts.rate_asked is not None:
+        params["rate_asked"] = opts.rate_asked
+    tier = opts.tier or host.tier_of(result.served.key)
     if tier is not None:
         params["tier"] = tier
     outputs, blobs = [], []

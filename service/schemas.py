@@ -19,12 +19,17 @@ class ClassifyBody(BaseModel):
     sequences: list[list[list[list[float]]]] = Field(
         ..., min_length=1, description="skeleton sequences, each T frames x J joints x 3"
     )
-    rate: float | None = Field(
-        None, ge=0, lt=1, description="pruning rate (0 = dense); default: the default tier"
+    rate: float | Literal["auto"] | None = Field(
+        None,
+        description='pruning rate (0 = dense), or "auto" (the default tier, pruned further '
+        "under load); default: the default tier",
     )
     tier: str | None = Field(None, description="a tier name from GET /v1/rates")
     mode: Mode | None = Field(None, description="threshold: prior a(r), or exact per layer")
     top_k: int = Field(3, ge=1)
+    allow_degrade: bool | None = Field(
+        None, description="under load, the server may serve a higher rate (the degrade tier)"
+    )
 
 
 class TopK(BaseModel):
@@ -57,6 +62,7 @@ class ClassifyAnswer(BaseModel):
     kept_params: int
     backend: str
     cache_hit: bool
+    degraded: bool
     timings: Timings
 
 

@@ -32,6 +32,11 @@ class Settings(BaseSettings):
     )
     onnx_tiers: bool = Field(True, description="serve the tiers with onnxruntime")
 
+    degrade_in_flight: int = Field(
+        8, ge=0, description="requests in flight above which degradable requests are degraded"
+    )
+    degrade_tier: str = Field("fast", description="the tier a degraded request is served by")
+
     cache_max_entries: int = Field(32, ge=1)
     cache_max_bytes: int = Field(512 * 2**20, ge=1)
 
@@ -60,11 +65,11 @@ class Settings(BaseSettings):
         return v
 
     @model_validator(mode="after")
-    def _default_tier_exists(self) -> Settings:
-        if self.default_tier not in self.tiers:
-            raise ValueError(
-                f"default_tier {self.default_tier!r} is not one of the tiers {sorted(self.tiers)}"
-            )
+    def _named_tiers_exist(self) -> Settings:
+        for field in ("default_tier", "degrade_tier"):
+            name = getattr(self, field)
+            if name not in self.tiers:
+                raise ValueError(f"{field} {name!r} is not one of the tiers {sorted(self.tiers)}")
         return self
 
     def tier_folder(self) -> Path:

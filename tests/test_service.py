@@ -188,7 +188,11 @@ def test_corrupt_store_is_refused_at_start_naming_the_file(synthetic_store, tmp_
 
 def test_tier_outside_the_model_range_is_refused(synthetic_store):
     with pytest.raises(ValueError, match="outside the model's range"):
-        create_app(Settings(model_path=synthetic_store, tiers={"x": 0.995}, default_tier="x"))
+        create_app(
+            Settings(
+                model_path=synthetic_store, tiers={"x": 0.995}, default_tier="x", degrade_tier="x"
+            )
+        )
 
 
 # -- ONNX --------------------------------------------------------------------------------------
@@ -370,3 +374,76 @@ def test_metrics_stay_bounded_after_a_thousand_distinct_rates(synthetic_store, t
     assert ("/v1/classify", "200") in statuses and ("/v1/classify", "400") in statuses
     errors = {s.labels["reason"] for s in families["mrmp_errors"].samples}
     assert "malformed_json" in errors
+
+
+# -- degradation -------------------------------------------------------------------------------
+
+
+def test_degradable_requests_are_served_by_the_degrade_tier_under_load(synthetic_store, tmp_path):
+    # A threshold of 0 requests in flight: every request is "under load" (it counts itself).
+    with ready_client(synthetic_store, tmp_path, degrade_in_flight=0) as c:
+        plain = classify(c, rate=0.6).json()
+        assert plain["rate_served"] == 0.6 and not plain["degraded"]
+        allowed = classify(c, rate=0.6, allow_degrade=True).json()
+        assert allowed["rate_served"] == 0.98 and allowed["degraded"]
+        assert allowed["rate_asked"] == 0.6 and allowed["tier"] == "fast"
+        auto = classify(c, rate="auto").json()
+        assert auto["degraded"] and auto["rate_served"] == 0.98
+        # Never degraded to a lower rate than asked.
+        high = classify(c, rate=0.99, allow_degrade=True).json()
+        assert high["rate_served"] == 0.99 and not high["degraded"]
+        r = classify(c, allow_degrade="yes")
+        assert r.status_code == 422 and "allow_degrade" in r.json()["error"]
+        text = c.get("/metrics").text
+    assert 'mrmp_degraded_requests_total{rate="0.98"} 2.0' in text
+
+
+def test_auto_rate_without_load_is_the_default_tier(client):
+    auto = classify(client, rate="auto").json()
+    assert auto["rate_served"] == 0.9 and auto["tier"] == "balanced" and not auto["degraded"]
+
+
+def test_settings_refuse_unknown_tier_names():
+    with pytest.raises(ValueError, match="degrade_tier"):
+        Settings(degrade_tier="warp")
+
+
+def test_v2_binary_tensors_and_their_errors(client, synthetic_store):
+    name = load_model(synthetic_store)[1]["name"]
+    arr = np.asarray([sequence(frames=3)], dtype=np.float32)
+    head = {
+        "inputs": [
+            {
+                "name": "skeleton",
+                "shape": list(arr.shape),
+                "datatype": "FP32",
+                "parameters": {"binary_data_size": arr.nbytes},
+            }
+        ],
+        "outputs": [{"name": "class_index", "parameters": {"binary_data": True}}],
+    }
+    header = json.dumps(head).encode()
+
+    def post(body: bytes, length: str) -> object:
+        return client.post(
+            f"/v2/models/{name}/infer",
+            content=body,
+            headers={"Inference-Header-Content-Length": length},
+        )
+
+    r = post(header + arr.tobytes(), str(len(header)))
+    assert r.status_code == 200
+    size = int(r.headers["inference-header-content-length"])
+    answer = json.loads(r.content[:size])
+    assert answer["outputs"][0]["parameters"]["binary_data_size"] == 8
+    index = np.frombuffer(r.content[size:], dtype="<i8")
+    v1 = client.post("/v1/classify", json={"sequences": arr.tolist(), "top_k": 1}).json()
+    assert index.tolist() == [v1["predictions"][0]["class_index"]]
+
+    assert post(header + arr.tobytes()[:-4], str(len(header))).status_code == 422
+    assert post(header, "x").status_code == 400
+    assert post(header, str(len(header) + 10)).status_code == 400
+    head["inputs"][0]["parameters"]["binary_data_size"] = "many"
+    bad = json.dumps(head).encode()
+    r = post(bad + arr.tobytes(), str(len(bad)))
+    assert r.status_code == 422 and "binary_data_size" in r.json()["error"]

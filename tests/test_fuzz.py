@@ -1,0 +1,96 @@
+"""Whatever a client sends, the answer is never a 5xx (hypothesis-generated bodies)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from tests.service_helpers import ready_client
+
+scalars = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-(2**70), 2**70),
+    st.floats(allow_nan=True, allow_infinity=True, allow_subnormal=False),
+    st.text(max_size=5),
+)
+json_values = st.recursive(
+    scalars,
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4)
+    ),
+    max_leaves=30,
+)
+coordinate = st.one_of(
+    st.floats(allow_nan=True, allow_infinity=True, allow_subnormal=False), st.integers(), scalars
+)
+joint = st.lists(coordinate, min_size=0, max_size=4)
+frame = st.one_of(st.lists(joint, min_size=29, max_size=31), st.lists(joint, max_size=3))
+sequence = st.lists(frame, max_size=3)
+classify_bodies = st.fixed_dictionaries(
+    {"sequences": st.one_of(st.lists(sequence, max_size=3), json_values)},
+    optional={
+        "rate": st.one_of(st.floats(-2, 2, allow_subnormal=False), st.just("auto"), json_values),
+        "tier": st.one_of(st.sampled_from(["fast", "balanced", "x"]), json_values),
+        "mode": st.one_of(st.sampled_from(["prior", "exact", "y"]), json_values),
+        "top_k": st.one_of(st.integers(-3, 20), json_values),
+        "allow_degrade": json_values,
+    },
+)
+tensor = st.fixed_dictionaries(
+    {
+        "name": st.one_of(st.just("skeleton"), st.text(max_size=4)),
+        "shape": st.one_of(st.lists(st.integers(-1, 31), max_size=5), json_values),
+        "datatype": st.one_of(st.sampled_from(["FP32", "FP64", "INT8", "BYTES"]), json_values),
+    },
+    optional={"data": st.one_of(st.lists(coordinate, max_size=200), json_values)},
+)
+infer_bodies = st.fixed_dictionaries(
+    {"inputs": st.one_of(st.lists(tensor, max_size=2), json_values)},
+    optional={
+        "id": json_values,
+        "parameters": st.one_of(
+            st.fixed_dictionaries({}, optional={"rate": json_values, "tier": json_values}),
+            json_values,
+        ),
+        "outputs": json_values,
+    },
+)
+
+
+@pytest.fixture(scope="module")
+def client(synthetic_store: Path, tmp_path_factory: pytest.TempPathFactory):
+    with ready_client(synthetic_store, tmp_path_factory.mktemp("fuzz"), onnx_tiers=False) as c:
+        yield c
+
+
+def _post(client, path: str, body) -> None:
+    r = client.post(path, content=json.dumps(body), headers={"content-type": "application/json"})
+    assert r.status_code < 500, (body, r.text)
+    assert "error" in r.json() or r.status_code == 200
+
+
+fuzz = settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck))
+
+
+@fuzz
+@given(body=st.one_of(classify_bodies, json_values))
+def test_classify_never_answers_5xx(client, body):
+    _post(client, "/v1/classify", body)
+
+
+@fuzz
+@given(body=st.one_of(infer_bodies, json_values))
+def test_v2_infer_never_answers_5xx(client, body):
+    _post(client, "/v2/models/synthetic-mrmp/infer", body)
+
+
+@fuzz
+@given(raw=st.binary(max_size=200))
+def test_raw_bytes_never_answer_5xx(client, raw):
+    r = client.post("/v1/classify", content=raw)
+    assert r.status_code < 500
