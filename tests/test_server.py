@@ -186,3 +186,29 @@ def test_two_workers_report_merged_metrics(synthetic_store, tmp_path):
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=30)
+
+
+@pytest.mark.parametrize("damage", ["truncated", "flipped", "manifest"])
+def test_serve_refuses_a_bad_store_at_start_naming_the_file(synthetic_store, tmp_path, damage):
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    for f in synthetic_store.glob("*.*"):
+        (bad / f.name).write_bytes(f.read_bytes())
+    weights = bad / "latent.safetensors"
+    blob = weights.read_bytes()
+    if damage == "truncated":
+        weights.write_bytes(blob[: len(blob) // 2])
+    elif damage == "flipped":
+        weights.write_bytes(blob[:-1] + bytes([blob[-1] ^ 1]))
+    else:
+        (bad / "manifest.json").write_text("{not json")
+    mrmp = Path(sys.executable).with_name("mrmp")
+    done = subprocess.run(
+        [str(mrmp), "serve", "--model", str(bad), "--port", str(free_port())],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 2
+    named = "manifest.json" if damage == "manifest" else "latent.safetensors"
+    assert named in done.stderr and str(bad) in done.stderr
