@@ -212,3 +212,31 @@ def test_serve_refuses_a_bad_store_at_start_naming_the_file(synthetic_store, tmp
     assert done.returncode == 2
     named = "manifest.json" if damage == "manifest" else "latent.safetensors"
     assert named in done.stderr and str(bad) in done.stderr
+
+
+def test_schemathesis_from_the_openapi_finds_no_server_error(server):
+    """Schema-driven fuzzing of every operation of the running service: never a 5xx."""
+    url, _, _ = server
+    schemathesis = Path(sys.executable).with_name("schemathesis")
+    if not schemathesis.exists():
+        pytest.skip("schemathesis is not installed")
+    done = subprocess.run(
+        [
+            str(schemathesis),
+            "run",
+            f"{url}/openapi.json",
+            "--checks",
+            "not_a_server_error",
+            "--max-examples",
+            "30",
+            "--seed",
+            "1",
+            "--phases",
+            "examples,coverage,fuzzing",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stdout[-3000:]
+    assert "passed" in done.stdout
