@@ -36,6 +36,7 @@ EXPORTED = HISTOGRAMS | {
     "mrmp_requests_total",
     "mrmp_cache_events_total",
     "mrmp_errors_total",
+    "mrmp_degraded_requests_total",
     "mrmp_in_flight_requests",
     "mrmp_cache_entries",
     "mrmp_cache_bytes",
