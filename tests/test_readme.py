@@ -1,0 +1,23 @@
+"""The README quotes the generated results tables verbatim (no number typed by hand)."""
+
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.mark.parametrize("dataset", ["sbu", "fpha"])
+def test_readme_quotes_the_generated_results_table(dataset):
+    table = ROOT / "docs" / "results" / f"{dataset}.md"
+    if not table.is_file():
+        pytest.skip(f"no results for {dataset} yet")
+    assert table.read_text().strip() in (ROOT / "README.md").read_text()
+
+
+def test_readme_opens_with_the_two_commands():
+    lines = (ROOT / "README.md").read_text().splitlines()
+    block = lines[lines.index("```bash") + 1 : lines.index("```bash") + 3]
+    assert block[0].startswith("make serve") and block[1].startswith("make test")
+    ci = (ROOT / ".ci" / "run").read_text()
+    assert "make test" in ci
