@@ -180,6 +180,9 @@ def reproduce_cmd(
     stages: Annotated[
         str | None, typer.Option(help="comma-separated subset of dense,mrmp,srmp (to split a run)")
     ] = None,
+    srmp_rates: Annotated[
+        str | None, typer.Option(help="comma-separated SRMP rates to train (to split a run)")
+    ] = None,
     aggregate_only: Annotated[bool, typer.Option(help="only rebuild JSON and plots")] = False,
     rate_jitter: Annotated[bool, typer.Option(help="stratified rate jitter in MRMP")] = True,
     threads: Annotated[int | None, typer.Option(help="torch intra-op threads")] = None,
@@ -200,9 +203,11 @@ def reproduce_cmd(
         kl_weight=kl_weight,
         rate_jitter=rate_jitter,
         folds=tuple(int(f) for f in folds.split(",")) if folds else None,
+        srmp_rates=_rates(srmp_rates, PAPER_RATES) if srmp_rates else None,
         # A split run records the command of the whole run: the splits do not change results.
         command=_command_line(
-            ctx, skip=("aggregate_only", "threads", "data_dir", "folds", "stages")
+            ctx,
+            skip=("aggregate_only", "threads", "data_dir", "folds", "stages", "srmp_rates"),
         ),
         data_dir=data_dir,
     )
@@ -216,7 +221,7 @@ def reproduce_cmd(
     repro = Reproduction(cfg, log=typer.echo)
     if not aggregate_only:
         repro.run(chosen)
-        if folds or stages:
+        if folds or stages or srmp_rates:
             typer.echo("part of the run is done; aggregate with --aggregate-only when all is")
             return
     results = repro.aggregate(out)

@@ -54,6 +54,8 @@ class ReproConfig:
     priors: tuple[str, ...] = tuple(PRIORS)
     folds: tuple[int, ...] | None = None
     srmp_prior: str = "auto"
+    # SRMP rates to train in this run (None: all seen rates); to split a run across processes.
+    srmp_rates: tuple[float, ...] | None = None
     seed: int = 0
     command: str = ""
     data_dir: str | None = None
@@ -197,7 +199,7 @@ class Reproduction:
         if "srmp" in stages:
             best = self.best_prior()
             for fold in self.folds:
-                for r in PAPER_RATES:
+                for r in self.cfg.srmp_rates or PAPER_RATES:
                     self._srmp(best, r, fold)
 
     def load_unit(self, name: str) -> dict:
