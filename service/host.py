@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from mrmp.derive import MODES, Derivation, derive, derive_masks
+from mrmp.derive import MODES, Derivation, MagnitudeIndex
 from mrmp.runtime import ONNX_OPSET, OnnxRunner, Runner, TorchRunner, export_onnx
 from mrmp.skeleton import DescriptorConfig
 from mrmp.store import StoreError, load_model
@@ -77,6 +77,7 @@ class ModelHost:
         torch.set_num_threads(settings.torch_threads)
         torch.set_flush_denormal(True)
         self.model, self.manifest = load_model(settings.model_path)
+        self.index = MagnitudeIndex(self.model)  # any rate's network in a few milliseconds
         m = self.manifest
         try:
             self.descriptor = DescriptorConfig.from_dict(m["descriptor"])
@@ -162,17 +163,14 @@ class ModelHost:
 
         def create() -> Served:
             t0 = time.perf_counter()
-            served = self._derive(key, TorchRunner)
+            net, info = self.index.derive(key[0] / 1000, key[1])
+            served = Served(TorchRunner(net), info, key)
             spent[0] = time.perf_counter() - t0
             self.metrics.derivation_duration.labels(mode).observe(spent[0])
             return served
 
         served, hit = self.cache.get(key, create)
         return served, hit, spent[0]
-
-    def _derive(self, key: Key, make_runner) -> Served:
-        net, info = derive(self.model, key[0] / 1000, key[1])
-        return Served(make_runner(net), info, key)
 
     def infer(self, x: np.ndarray, rate: float, mode: str) -> Result:
         served, hit, derive_s = self.network(rate, mode)
@@ -214,7 +212,7 @@ class ModelHost:
             for name, rate in self.settings.tiers.items():
                 key = cache_key(rate, self.settings.tier_mode)
                 self.tier_names[key] = name
-                net, info = derive(self.model, key[0] / 1000, key[1])
+                net, info = self.index.derive(key[0] / 1000, key[1])
                 runner: Runner = TorchRunner(net)
                 if self.settings.onnx_tiers:
                     runner = self._onnx_tier(folder, name, net, key) or runner
@@ -304,7 +302,7 @@ class ModelHost:
         for rate in rates:
             if not self.rate_min <= rate <= self.rate_max:
                 continue
-            _, info = derive_masks(self.model, rate, "prior")
+            info = self.index.derivation(rate, "prior")
             kept = {
                 name: round((1 - lr) * math.prod(self.model.config.weight_shapes()[name][0]))
                 for name, lr in info.layer_rates.items()

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from mrmp.derive import derive, derive_masks
+from mrmp.derive import MagnitudeIndex, derive, derive_masks
 from mrmp.gcn import MaskGate
 
 RATES = [0.0, 0.1, 0.5, 0.73, 0.9, 0.98, 0.99]
@@ -70,3 +70,20 @@ def test_unpruned_layers_are_untouched(small_model):
     assert "classifier" not in masks and "classifier" not in small_model.prunable
     assert set(masks) == small_model.prunable
     assert info.kept_params > info.prunable - info.pruned
+
+
+@pytest.mark.parametrize("mode", ["prior", "exact"])
+def test_magnitude_index_derives_what_derive_derives(small_model, synthetic, mode):
+    with torch.no_grad():  # ties in |Z|: the exact mode must cut all of a tied value, as derive
+        z = next(z for name, z in small_model.latents() if name == "fc")
+        z.view(-1)[:50] = z.view(-1)[50]
+    index = MagnitudeIndex(small_model)
+    x = synthetic.x[:16]
+    for rate in (0.0, 0.25, 0.5, 0.777, 0.93, 0.98, 0.99):
+        net, info = derive(small_model, rate, mode)
+        fast, fast_info = index.derive(rate, mode)
+        assert torch.equal(net(x), fast(x)), rate
+        for field in ("pruned", "prunable", "kept_params", "layer_rates", "thresholds"):
+            assert getattr(info, field) == getattr(fast_info, field), (rate, field)
+    with pytest.raises(ValueError):
+        index.derive(1.0, mode)
