@@ -104,28 +104,45 @@ def normalized_adjacency(adjacency: Tensor) -> Tensor:
     return d[:, None] * a * d[None, :]
 
 
+# A weight matrix applied to the last axis of h: (name, h) -> h @ W[name].T, however stored.
+Linear = Callable[[str, Tensor], Tensor]
+
+
 def gcn_forward(
-    params: dict[str, Tensor], adjacency: Tensor, x: Tensor, config: GCNConfig
+    params: dict[str, Tensor],
+    adjacency: Tensor,
+    x: Tensor,
+    config: GCNConfig,
+    linear: Linear | None = None,
 ) -> Tensor:
-    """Logits (B, classes) for node descriptors x (B, J, F); `params` holds effective weights."""
+    """Logits (B, classes) for node descriptors x (B, J, F); `params` holds effective weights.
+
+    Weight matrices are applied through `linear` (default: dense `h @ W.T` from `params`), so
+    a runner may hold some of them in another format (sparse) without another forward.
+    """
+    if linear is None:
+
+        def linear(name: str, h: Tensor) -> Tensor:
+            return h @ params[name].T
+
     h = x
     scale = 1.0 / math.sqrt(config.attention_dim)
     for i in range(config.blocks):
         p = f"blocks.{i}."
-        q = h @ params[p + "query"].T
-        k = h @ params[p + "key"].T
+        q = linear(p + "query", h)
+        k = linear(p + "key", h)
         attention = torch.softmax((q @ k.transpose(1, 2)) * scale, dim=-1)
         m = (
-            h @ params[p + "root"].T
-            + adjacency @ (h @ params[p + "bone"].T)
-            + attention @ (h @ params[p + "attn"].T)
+            linear(p + "root", h)
+            + adjacency @ linear(p + "bone", h)
+            + attention @ linear(p + "attn", h)
             + params[p + "bias"]
         )
         m = F.layer_norm(m, (config.width,), params[p + "norm.weight"], params[p + "norm.bias"])
         h = F.relu(m)
-    f = h.reshape(h.shape[0], -1) @ params["fc"].T + params["fc.bias"]
+    f = linear("fc", h.reshape(h.shape[0], -1)) + params["fc.bias"]
     f = F.relu(F.layer_norm(f, (config.hidden,), params["fc_norm.weight"], params["fc_norm.bias"]))
-    return f @ params["classifier"].T + params["classifier.bias"]
+    return linear("classifier", f) + params["classifier.bias"]
 
 
 # A gate maps (weight name, latent Z) to the multiplier of Z for that weight.

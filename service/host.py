@@ -7,6 +7,7 @@ them, so the same calls back the v1 and V2 routes.
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import logging
 import math
@@ -20,7 +21,17 @@ import numpy as np
 import torch
 
 from mrmp.derive import MODES, Derivation, MagnitudeIndex
-from mrmp.runtime import ONNX_OPSET, OnnxRunner, Runner, TorchRunner, export_onnx
+from mrmp.gcn import GCNConfig
+from mrmp.runtime import (
+    ONNX_OPSET,
+    OnnxRunner,
+    Runner,
+    SparseRunner,
+    TorchRunner,
+    calibrate,
+    export_onnx,
+    sparse_layers,
+)
 from mrmp.skeleton import DescriptorConfig
 from mrmp.store import StoreError, load_model
 from service.cache import CacheEvents, Key, RateCache, cache_key
@@ -31,6 +42,12 @@ log = logging.getLogger("mrmp.service")
 
 # ONNX and torch must agree this closely on a tier, or the tier is not served from ONNX.
 ONNX_TOLERANCE = 1e-4
+
+
+@functools.lru_cache(maxsize=8)
+def crossover_for(config: GCNConfig, layers: tuple[str, ...]) -> dict[str, float]:
+    """The kernel calibration, once per architecture in a process."""
+    return calibrate(config, list(layers))
 
 
 @dataclass
@@ -78,6 +95,12 @@ class ModelHost:
         torch.set_flush_denormal(True)
         self.model, self.manifest = load_model(settings.model_path)
         self.index = MagnitudeIndex(self.model)  # any rate's network in a few milliseconds
+        # Per matrix, the density below which CSR beats dense on this machine (measured).
+        self.crossover = (
+            crossover_for(self.model.config, tuple(sorted(self.model.prunable)))
+            if settings.sparse_kernels
+            else {}
+        )
         m = self.manifest
         try:
             self.descriptor = DescriptorConfig.from_dict(m["descriptor"])
@@ -164,7 +187,9 @@ class ModelHost:
         def create() -> Served:
             t0 = time.perf_counter()
             net, info = self.index.derive(key[0] / 1000, key[1])
-            served = Served(TorchRunner(net), info, key)
+            sparse = sparse_layers(info.layer_rates, self.crossover)
+            runner = SparseRunner(net, sparse) if sparse else TorchRunner(net)
+            served = Served(runner, info, key)
             spent[0] = time.perf_counter() - t0
             self.metrics.derivation_duration.labels(mode).observe(spent[0])
             return served

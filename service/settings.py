@@ -31,6 +31,9 @@ class Settings(BaseSettings):
         None, description="where ONNX tiers are written (default: <model_path>/tiers)"
     )
     onnx_tiers: bool = Field(True, description="serve the tiers with onnxruntime")
+    sparse_kernels: bool = Field(
+        True, description="run very sparse matrices as CSR where calibration shows it is faster"
+    )
 
     degrade_in_flight: int = Field(
         8, ge=0, description="requests in flight above which degradable requests are degraded"
