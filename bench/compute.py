@@ -1,0 +1,134 @@
+"""Compute benchmark of derived networks: latency per rate and backend at batch 1 and 32,
+the time to derive an uncached rate (1M and 4M parameters), and the memory of a cached network
+against its kept weights. Writes JSON and a markdown report.
+
+    python -m bench.compute --model model_store/sbu-mrmp --out docs/benchmarks
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from mrmp.derive import MagnitudeIndex
+from mrmp.gcn import LatentGCN
+from mrmp.runtime import (
+    OnnxRunner,
+    SparseRunner,
+    TorchRunner,
+    calibrate,
+    export_onnx,
+    sparse_layers,
+)
+from mrmp.store import load_model
+
+RATES = (0.0, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.98, 0.99)
+BATCHES = (1, 32)
+
+
+def median_ms(fn, repeats: int) -> float:
+    for _ in range(5):
+        fn()
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return float(np.median(times)) * 1e3
+
+
+def machine() -> str:
+    lines = Path("/proc/cpuinfo").read_text().splitlines()
+    names = [line.split(":", 1)[1].strip() for line in lines if line.startswith("model name")]
+    cpu = names[0] if names else platform.processor()
+    return f"{cpu}, {torch.get_num_threads()} torch thread(s), torch {torch.__version__}"
+
+
+def latency(model: LatentGCN, tmp: Path, repeats: int) -> dict:
+    index = MagnitudeIndex(model)
+    crossover = calibrate(model.config, sorted(model.prunable))
+    rows = {}
+    for rate in RATES:
+        net, info = index.derive(rate)
+        sparse = sparse_layers(info.layer_rates, crossover)
+        runners = {
+            "masked_dense": TorchRunner(net),
+            "sparse": SparseRunner(net, sparse) if sparse else TorchRunner(net),
+            "onnxruntime": OnnxRunner(export_onnx(net, tmp / f"{rate}.onnx")),
+        }
+        row = {"observed_rate": info.observed_rate, "sparse_layers": sorted(sparse)}
+        for batch in BATCHES:
+            x = np.random.default_rng(0).standard_normal(
+                (batch, model.config.num_joints, model.config.in_features), dtype=np.float32
+            )
+            for name, runner in runners.items():
+                ms = median_ms(lambda r=runner, x=x: r(x), repeats)
+                row[f"{name}_b{batch}_ms"] = round(ms, 4)
+        row["memory_bytes"] = {k: r.nbytes() for k, r in runners.items() if k != "onnxruntime"}
+        row["kept_params"] = info.kept_params
+        rows[f"{rate:.2f}"] = row
+    dense = rows["0.00"]
+    for row in rows.values():
+        for batch in BATCHES:
+            base = dense[f"masked_dense_b{batch}_ms"]
+            row[f"speedup_sparse_b{batch}"] = round(base / row[f"sparse_b{batch}_ms"], 2)
+    return {"crossover": crossover, "rates": rows}
+
+
+def derivation(model: LatentGCN, repeats: int) -> dict:
+    index = MagnitudeIndex(model)
+    rng = np.random.default_rng(0)
+    out = {}
+    for mode in ("prior", "exact"):
+        rates = rng.uniform(0.5, 0.99, repeats)
+        times = []
+        for r in rates:
+            t0 = time.perf_counter()
+            index.derive(float(r), mode)
+            times.append(time.perf_counter() - t0)
+        out[mode] = round(float(np.median(times)) * 1e3, 3)
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", type=Path, default=Path("model_store/sbu-mrmp"))
+    parser.add_argument("--out", type=Path, default=Path("docs/benchmarks"))
+    parser.add_argument("--repeats", type=int, default=200)
+    parser.add_argument("--threads", type=int, default=1)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    torch.set_flush_denormal(True)
+    model, manifest = load_model(args.model)
+    big = LatentGCN(replace(model.config, hidden=2048), model.adjacency, model.prior)
+    tmp = args.out / "onnx.tmp"
+    tmp.mkdir(parents=True, exist_ok=True)
+    result = {
+        "command": f"python -m bench.compute --model {args.model} --out {args.out} "
+        f"--repeats {args.repeats} --threads {args.threads}",
+        "machine": machine(),
+        "model": {"name": manifest["name"], "params": model.num_params()},
+        "latency": latency(model, tmp, args.repeats),
+        "derivation_ms": {
+            f"{model.num_params()['total']:,} params": derivation(model, 50),
+            f"{big.num_params()['total']:,} params": derivation(big, 50),
+        },
+    }
+    for f in tmp.glob("*"):
+        f.unlink()
+    tmp.rmdir()
+    (args.out / "compute.json").write_text(json.dumps(result, indent=1) + "\n")
+    print(json.dumps(result["derivation_ms"]))
+    for key, row in result["latency"]["rates"].items():
+        print(key, {k: v for k, v in row.items() if k.endswith("_ms") or "speedup" in k})
+
+
+if __name__ == "__main__":
+    main()
