@@ -77,6 +77,7 @@ class Options:
     tier: str | None
     degradable: bool = False
     degraded_from: float | None = None
+    chosen_by: str = "rate"  # rate, tier, default, max_latency_ms or min_accuracy
 
 
 @dataclass
@@ -144,25 +145,54 @@ class ModelHost:
         tier: str | None,
         mode: str | None,
         degradable: bool = False,
+        need: tuple[str, float] | None = None,
+        batch: int = 1,
     ) -> Options:
-        """What to serve for a request; raises ValueError with a message."""
-        if rate is not None and tier is not None:
-            raise ValueError("give either rate or tier, not both")
+        """What to serve for a request; raises ValueError with a message. `need` is
+        ("max_latency_ms", budget) or ("min_accuracy", floor) instead of a rate or tier."""
+        if sum(v is not None for v in (rate, tier, need)) > 1:
+            raise ValueError("give one of rate, tier, max_latency_ms or min_accuracy")
+        if need is not None:
+            chosen = self.rate_for(need[0], need[1], batch)
+            return Options(None, chosen, mode or "prior", None, chosen_by=need[0])
         mode = mode or (self.settings.tier_mode if rate is None else "prior")
         if mode not in MODES:
             raise ValueError(f"unknown mode {mode!r}; known: {', '.join(MODES)}")
         if rate is None:
+            chosen_by = "tier" if tier else "default"
             tier = tier or self.settings.default_tier
             if tier not in self.settings.tiers:
                 raise ValueError(
                     f"unknown tier {tier!r}; known: {', '.join(sorted(self.settings.tiers))}"
                 )
-            return Options(None, self.settings.tiers[tier], mode, tier, degradable)
+            return Options(None, self.settings.tiers[tier], mode, tier, degradable, None, chosen_by)
         if not math.isfinite(rate) or not self.rate_min <= rate <= self.rate_max:
             raise ValueError(
                 f"rate {rate} is outside the model's range [{self.rate_min}, {self.rate_max}]"
             )
         return Options(rate, rate, mode, None, degradable)
+
+    def rate_for(self, need: str, value: float, batch: int) -> float:
+        """max_latency_ms: the least-pruned rate whose measured compute latency (for this
+        batch size) fits the budget; min_accuracy: the most-pruned rate whose evaluated
+        accuracy (percent) meets the floor. Rates of the tier table only."""
+        rows = [r for r in self.rate_table() if r["latency_ms"] or need == "min_accuracy"]
+        if need == "min_accuracy":
+            fits = [r for r in rows if r["accuracy"] is not None and r["accuracy"] >= value]
+            if not fits:
+                best = max((r["accuracy"] or 0.0) for r in rows) if rows else 0.0
+                raise ValueError(f"no rate reaches min_accuracy {value}% (the best: {best:.1f}%)")
+            return max(r["rate"] for r in fits)
+        timed = [(r["rate"], _compute_ms(r["latency_ms"], batch)) for r in rows]
+        timed = [(rate, ms) for rate, ms in timed if ms is not None]
+        fits = [rate for rate, ms in timed if ms <= value]
+        if not fits:
+            fastest = min((ms for _, ms in timed), default=float("nan"))
+            raise ValueError(
+                f"no rate meets max_latency_ms {value} for {batch} sequence(s) "
+                f"(the fastest measured: {fastest:.3f} ms)"
+            )
+        return min(fits)
 
     def degrade(self, options: Options, in_flight: int) -> Options:
         """Under load (more than `degrade_in_flight` requests in flight), a request that allows
@@ -186,16 +216,19 @@ class ModelHost:
 
         def create() -> Served:
             t0 = time.perf_counter()
-            net, info = self.index.derive(key[0] / 1000, key[1])
-            sparse = sparse_layers(info.layer_rates, self.crossover)
-            runner = SparseRunner(net, sparse) if sparse else TorchRunner(net)
-            served = Served(runner, info, key)
+            served = self._derive(key)
             spent[0] = time.perf_counter() - t0
             self.metrics.derivation_duration.labels(mode).observe(spent[0])
             return served
 
         served, hit = self.cache.get(key, create)
         return served, hit, spent[0]
+
+    def _derive(self, key: Key) -> Served:
+        """The network for a key, each matrix on the kernel calibrated fastest for it."""
+        net, info = self.index.derive(key[0] / 1000, key[1])
+        sparse = sparse_layers(info.layer_rates, self.crossover)
+        return Served(SparseRunner(net, sparse) if sparse else TorchRunner(net), info, key)
 
     def infer(self, x: np.ndarray, rate: float, mode: str) -> Result:
         served, hit, derive_s = self.network(rate, mode)
@@ -245,6 +278,7 @@ class ModelHost:
                 self._warm(served)
                 self.tiers[key] = served
                 self.record_observed(served)
+            self._measure_rates()
         except Exception as e:  # a broken tier must not take the service down
             self.tier_error = f"{type(e).__name__}: {e}"
             log.exception("tier preparation failed; tiers fall back to the rate cache")
@@ -289,7 +323,7 @@ class ModelHost:
         return runner
 
     def _warm(self, served: Served, repeats: int = 25) -> None:
-        """Run the tier a few times, and record its median compute time at batch 1 and 32."""
+        """Run a network a few times, and record its median compute time at batch 1 and 32."""
         latency: dict[str, float] = {}
         for batch in (1, 32):
             x = np.zeros((batch, self.num_joints, self.descriptor.feature_dim()), np.float32)
@@ -300,6 +334,13 @@ class ModelHost:
                 times.append(time.perf_counter() - t0)
             latency[f"compute_batch{batch}_p50"] = round(float(np.median(times)) * 1e3, 4)
         self.calibrated[served.key] = latency
+
+    def _measure_rates(self) -> None:
+        """Time every rate of the tier table that is not a tier, as it would be served."""
+        for row in self.rate_table():
+            key = cache_key(row["rate"], "prior")
+            if key not in self.calibrated:
+                self._warm(self._derive(key), repeats=10)
 
     def tier_of(self, key: Key) -> str | None:
         return self.tier_names.get(key)
@@ -313,7 +354,7 @@ class ModelHost:
         rows = []
         for row in self._rate_rows:
             rate = row["rate"]
-            latency = self.calibrated.get(cache_key(rate, self.settings.tier_mode))
+            latency = self.calibrated.get(cache_key(rate, "prior"))
             live = self.metrics.live_p50(rate)
             rows.append({**row, "latency_ms": {**(latency or {}), **live} or None})
         return rows
@@ -344,6 +385,14 @@ class ModelHost:
                 }
             )
         return rows
+
+
+def _compute_ms(latency: dict[str, float] | None, batch: int) -> float | None:
+    """Compute time for `batch` sequences, interpolated between the batch 1 and 32 timings."""
+    if not latency or "compute_batch1_p50" not in latency:
+        return None
+    one, many = latency["compute_batch1_p50"], latency["compute_batch32_p50"]
+    return one + (many - one) * (batch - 1) / 31
 
 
 def _read_json(path: Path) -> object:

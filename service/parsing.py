@@ -89,11 +89,24 @@ def _optional_str(value: Any, field: str) -> str | None:
     raise invalid(f"{field} must be a string, got {value!r}", f"bad_{field}")
 
 
-def options(host: ModelHost, fields: dict[str, Any]) -> Options:
-    """Serving options from a body's (v1) or parameters' (V2) fields rate, tier, mode and
-    allow_degrade; `rate` may also be "auto": the default tier, pruned further under load."""
+def options(host: ModelHost, fields: dict[str, Any], batch: int) -> Options:
+    """Serving options from a body's (v1) or parameters' (V2) fields: rate, tier, mode,
+    allow_degrade, or instead of a rate or tier a need, max_latency_ms or min_accuracy;
+    `rate` may also be "auto": the default tier, pruned further under load."""
     rate, allow_degrade = fields.get("rate"), fields.get("allow_degrade")
     tier, mode = fields.get("tier"), fields.get("mode")
+    need = None
+    for name in ("max_latency_ms", "min_accuracy"):
+        value = fields.get(name)
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise invalid(f"{name} must be a number, got {value!r}", "bad_need")
+        if not (math.isfinite(value) and value >= 0):
+            raise invalid(f"{name} must be a number >= 0, got {value!r}", "bad_need")
+        if need is not None:
+            raise invalid("give max_latency_ms or min_accuracy, not both", "bad_need")
+        need = (name, float(value))
     auto = rate == "auto"
     asked = None if auto else _rate(rate)
     tier_name = _optional_str(tier, "tier")
@@ -101,10 +114,20 @@ def options(host: ModelHost, fields: dict[str, Any]) -> Options:
     if allow_degrade is not None and not isinstance(allow_degrade, bool):
         raise invalid(f"allow_degrade must be true or false, got {allow_degrade!r}", "bad_degrade")
     try:
-        return host.resolve(asked, tier_name, mode_name, degradable=auto or bool(allow_degrade))
+        return host.resolve(
+            asked, tier_name, mode_name, auto or bool(allow_degrade), need=need, batch=batch
+        )
     except ValueError as e:
         msg = str(e)
-        reason = "bad_rate" if "rate" in msg else "bad_tier" if "tier" in msg else "bad_mode"
+        reason = (
+            "unmet_need"
+            if msg.startswith("no rate")
+            else "bad_rate"
+            if "rate" in msg
+            else "bad_tier"
+            if "tier" in msg
+            else "bad_mode"
+        )
         raise invalid(msg, reason) from None
 
 
@@ -150,7 +173,16 @@ class ClassifyRequest:
     top_k: int
 
 
-CLASSIFY_FIELDS = {"sequences", "rate", "tier", "mode", "top_k", "allow_degrade"}
+CLASSIFY_FIELDS = {
+    "sequences",
+    "rate",
+    "tier",
+    "mode",
+    "top_k",
+    "allow_degrade",
+    "max_latency_ms",
+    "min_accuracy",
+}
 
 
 def parse_classify(data: Any, host: ModelHost, settings: Settings) -> ClassifyRequest:
@@ -162,7 +194,7 @@ def parse_classify(data: Any, host: ModelHost, settings: Settings) -> ClassifyRe
     if not isinstance(seqs, list):
         raise invalid("sequences must be a list of T x J x 3 nested lists", "bad_shape")
     _check_count(len(seqs), settings.max_sequences)
-    opts = options(host, data)
+    opts = options(host, data, len(seqs))
     top_k = data.get("top_k", 3)
     classes = len(host.class_names)
     if isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1:
@@ -239,7 +271,7 @@ def parse_infer(data: Any, binary: bytes, host: ModelHost, settings: Settings) -
     x = np.empty((b, host.num_joints, host.descriptor.feature_dim()), dtype=np.float32)
     for i in range(b):
         x[i] = _describe(host, arr[i], f"sequence {i}")
-    opts = options(host, params)
+    opts = options(host, params, b)
     outputs, out_binary = _requested_outputs(data.get("outputs"), params)
     return InferRequest(rid, x, opts, outputs, out_binary)
 

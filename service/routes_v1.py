@@ -73,6 +73,7 @@ async def classify(request: Request) -> Response:
         "tier": opts.tier or host.tier_of(result.served.key),
         **served_fields(host, result),
         "degraded": opts.degraded_from is not None,
+        "chosen_by": opts.chosen_by,
         "timings": {
             "parse_ms": round((t1 - t0) * 1e3, 3),
             "derive_ms": round(result.derive_s * 1e3, 3),

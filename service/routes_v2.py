@@ -128,6 +128,7 @@ async def _infer(request: Request, host: ModelHost) -> Response:
         if v is not None  # V2 parameters are bool, number or string
     }
     params["degraded"] = opts.degraded_from is not None
+    params["chosen_by"] = opts.chosen_by
     if opts.rate_asked is not None:
         params["rate_asked"] = opts.rate_asked
     tier = opts.tier or host.tier_of(result.served.key)

@@ -30,6 +30,12 @@ class ClassifyBody(BaseModel):
     allow_degrade: bool | None = Field(
         None, description="under load, the server may serve a higher rate (the degrade tier)"
     )
+    max_latency_ms: float | None = Field(
+        None, ge=0, description="instead of a rate: the least-pruned rate measured this fast"
+    )
+    min_accuracy: float | None = Field(
+        None, ge=0, description="instead of a rate: the most-pruned rate this accurate (%)"
+    )
 
 
 class TopK(BaseModel):
@@ -63,6 +69,7 @@ class ClassifyAnswer(BaseModel):
     backend: str
     cache_hit: bool
     degraded: bool
+    chosen_by: Literal["rate", "tier", "default", "max_latency_ms", "min_accuracy"]
     timings: Timings
 
 

@@ -121,7 +121,7 @@ GOOD = sequence(frames=4)
         (json.dumps({"sequences": [GOOD], "rate": True}).encode(), 422, "rate must be a number"),
         (json.dumps({"sequences": [GOOD], "tier": "turbo"}).encode(), 422, "unknown tier"),
         (json.dumps({"sequences": [GOOD], "mode": "magic"}).encode(), 422, "unknown mode"),
-        (json.dumps({"sequences": [GOOD], "rate": 0.5, "tier": "fast"}).encode(), 422, "not both"),
+        (json.dumps({"sequences": [GOOD], "rate": 0.5, "tier": "fast"}).encode(), 422, "one of"),
         (json.dumps({"sequences": [GOOD], "top_k": 0}).encode(), 422, "top_k"),
         (json.dumps({"sequences": [GOOD], "rates": 0.5}).encode(), 422, "unknown field"),
     ],
@@ -447,3 +447,44 @@ def test_v2_binary_tensors_and_their_errors(client, synthetic_store):
     bad = json.dumps(head).encode()
     r = post(bad + arr.tobytes(), str(len(bad)))
     assert r.status_code == 422 and "binary_data_size" in r.json()["error"]
+
+
+# -- by need -----------------------------------------------------------------------------------
+
+
+def test_every_rate_of_the_table_is_timed(client):
+    for row in client.get("/v1/rates").json()["rates"]:
+        assert row["latency_ms"]["compute_batch1_p50"] > 0, row
+        assert row["latency_ms"]["compute_batch32_p50"] > 0, row
+
+
+def test_min_accuracy_serves_the_most_pruned_rate_that_meets_it(client):
+    rows = client.get("/v1/rates").json()["rates"]
+    scored = [r for r in rows if r["accuracy"] is not None]
+    floor = min(r["accuracy"] for r in scored)
+    a = classify(client, min_accuracy=floor).json()
+    assert a.get("chosen_by") == "min_accuracy", a
+    assert a["rate_served"] == max(r["rate"] for r in scored)
+    top = max(r["accuracy"] for r in scored)
+    best = max(r["rate"] for r in scored if r["accuracy"] == top)
+    assert classify(client, min_accuracy=top).json()["rate_served"] == best
+    r = classify(client, min_accuracy=top + 0.5)
+    assert r.status_code == 422 and "no rate reaches" in r.json()["error"]
+
+
+def test_max_latency_serves_the_least_pruned_rate_that_fits(client):
+    rows = client.get("/v1/rates").json()["rates"]
+    b1 = {r["rate"]: r["latency_ms"]["compute_batch1_p50"] for r in rows}
+    budget = sorted(b1.values())[len(b1) // 2]
+    a = classify(client, max_latency_ms=budget).json()
+    assert a["chosen_by"] == "max_latency_ms"
+    assert a["rate_served"] == min(r for r, ms in b1.items() if ms <= budget)
+    r = classify(client, max_latency_ms=min(b1.values()) / 10)
+    assert r.status_code == 422 and "no rate meets max_latency_ms" in r.json()["error"]
+    for body in (
+        {"max_latency_ms": -1},
+        {"min_accuracy": "high"},
+        {"rate": 0.5, "min_accuracy": 50},
+        {"max_latency_ms": 5, "min_accuracy": 50},
+    ):
+        assert classify(client, **body).status_code == 422, body
