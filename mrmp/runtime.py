@@ -6,6 +6,7 @@ service never needs to know which backend answered.
 
 from __future__ import annotations
 
+import os
 import time
 import warnings
 from pathlib import Path
@@ -19,6 +20,9 @@ from mrmp.derive import PrunedGCN
 from mrmp.gcn import GCNConfig, gcn_forward
 
 ONNX_OPSET = 17
+
+# Set once at import: catch_warnings() is not thread-safe, and runners are built from threads.
+warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
 
 
 class Runner(Protocol):
@@ -85,15 +89,14 @@ class SparseRunner:
 
 def _csr32(w: Tensor) -> Tensor:
     """CSR with int32 indices (half the index memory of the default int64)."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)  # "sparse CSR support is in beta"
-        csr = w.to_sparse_csr()
-        return torch.sparse_csr_tensor(
-            csr.crow_indices().to(torch.int32),
-            csr.col_indices().to(torch.int32),
-            csr.values(),
-            size=csr.shape,
-        )
+    csr = w.to_sparse_csr()
+    return torch.sparse_csr_tensor(
+        csr.crow_indices().to(torch.int32),
+        csr.col_indices().to(torch.int32),
+        csr.values(),
+        size=csr.shape,
+        check_invariants=False,  # built from a valid CSR: nothing to check
+    )
 
 
 def _median_seconds(fn, repeats: int) -> float:
@@ -160,7 +163,7 @@ def export_onnx(net: PrunedGCN, path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     c = net.config
     example = torch.zeros(1, c.num_joints, c.in_features)
-    tmp = path.with_suffix(".tmp")
+    tmp = path.with_suffix(f".{os.getpid()}.tmp")  # workers may export at once
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
         torch.onnx.export(

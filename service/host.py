@@ -152,12 +152,14 @@ class ModelHost:
         ("max_latency_ms", budget) or ("min_accuracy", floor) instead of a rate or tier."""
         if sum(v is not None for v in (rate, tier, need)) > 1:
             raise ValueError("give one of rate, tier, max_latency_ms or min_accuracy")
-        if need is not None:
-            chosen = self.rate_for(need[0], need[1], batch)
-            return Options(None, chosen, mode or "prior", None, chosen_by=need[0])
-        mode = mode or (self.settings.tier_mode if rate is None else "prior")
-        if mode not in MODES:
+        if mode is not None and mode not in MODES:
             raise ValueError(f"unknown mode {mode!r}; known: {', '.join(MODES)}")
+        if need is not None:
+            if mode not in (None, "prior"):
+                raise ValueError(f"{need[0]} chooses among prior-mode rates: drop mode {mode!r}")
+            chosen = self.rate_for(need[0], need[1], batch)
+            return Options(None, chosen, "prior", None, degradable, chosen_by=need[0])
+        mode = mode or (self.settings.tier_mode if rate is None else "prior")
         if rate is None:
             chosen_by = "tier" if tier else "default"
             tier = tier or self.settings.default_tier
@@ -246,7 +248,7 @@ class ModelHost:
         self.metrics.cache_events.labels("eviction").inc()
         label = self.metrics.label(key[0] / 1000)
         # Another cached rate may share the snapped label; keep the gauge while one does.
-        same = (k for k in self.cache.snapshot() if k[1] == key[1])
+        same = (k for k in [*self.cache.snapshot(), *self.tiers] if k[1] == key[1])
         if not any(self.metrics.label(k[0] / 1000) == label for k in same):
             with contextlib.suppress(KeyError):
                 self.metrics.observed_rate.remove(label, key[1])
@@ -273,7 +275,10 @@ class ModelHost:
                 net, info = self.index.derive(key[0] / 1000, key[1])
                 runner: Runner = TorchRunner(net)
                 if self.settings.onnx_tiers:
-                    runner = self._onnx_tier(folder, name, net, key) or runner
+                    try:
+                        runner = self._onnx_tier(folder, name, net, key) or runner
+                    except Exception:  # this tier stays on torch; the others go on
+                        log.exception("tier %s: ONNX export or load failed; serving torch", name)
                 served = Served(runner, info, key)
                 self._warm(served)
                 self.tiers[key] = served
@@ -343,7 +348,8 @@ class ModelHost:
                 self._warm(self._derive(key), repeats=10)
 
     def tier_of(self, key: Key) -> str | None:
-        return self.tier_names.get(key)
+        """The tier whose prepared network serves this key, if any."""
+        return self.tier_names.get(key) if key in self.tiers else None
 
     # -- the tier table --------------------------------------------------------------------------
 

@@ -54,7 +54,7 @@ def decode_json(body: bytes) -> Any:
         # check below can name the bad value instead of calling the JSON malformed.
         try:
             return json.loads(body)
-        except (ValueError, UnicodeDecodeError):
+        except (ValueError, UnicodeDecodeError, RecursionError):
             raise bad_request(f"malformed JSON: {e}", "malformed_json") from None
 
 
@@ -78,9 +78,19 @@ def _rate(value: Any) -> float | None:
         return None
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise invalid(f'rate must be a number or "auto", got {value!r}', "bad_rate")
-    if not math.isfinite(value):
-        raise invalid(f"rate must be finite, got {value!r}", "bad_rate")
-    return float(value)
+    number = _finite(value)
+    if number is None:
+        raise invalid(f"rate must be a finite number, got {str(value)[:40]}", "bad_rate")
+    return number
+
+
+def _finite(value: int | float) -> float | None:
+    """The value as a float, or None when it is not finite (or too large for a float)."""
+    try:
+        number = float(value)
+    except OverflowError:
+        return None
+    return number if math.isfinite(number) else None
 
 
 def _optional_str(value: Any, field: str) -> str | None:
@@ -102,11 +112,12 @@ def options(host: ModelHost, fields: dict[str, Any], batch: int) -> Options:
             continue
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise invalid(f"{name} must be a number, got {value!r}", "bad_need")
-        if not (math.isfinite(value) and value >= 0):
-            raise invalid(f"{name} must be a number >= 0, got {value!r}", "bad_need")
+        number = _finite(value)
+        if number is None or number < 0:
+            raise invalid(f"{name} must be a finite number >= 0, got {str(value)[:40]}", "bad_need")
         if need is not None:
             raise invalid("give max_latency_ms or min_accuracy, not both", "bad_need")
-        need = (name, float(value))
+        need = (name, number)
     auto = rate == "auto"
     asked = None if auto else _rate(rate)
     tier_name = _optional_str(tier, "tier")
@@ -122,11 +133,11 @@ def options(host: ModelHost, fields: dict[str, Any], batch: int) -> Options:
         reason = (
             "unmet_need"
             if msg.startswith("no rate")
-            else "bad_rate"
-            if "rate" in msg
             else "bad_tier"
-            if "tier" in msg
+            if msg.startswith("unknown tier")
             else "bad_mode"
+            if "mode" in msg
+            else "bad_rate"
         )
         raise invalid(msg, reason) from None
 

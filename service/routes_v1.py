@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 import numpy as np
@@ -55,6 +56,7 @@ async def classify(request: Request) -> Response:
     body = await read_body(request, state.settings.max_body_bytes)
     req = parse_classify(decode_json(body), host, state.settings)
     t1 = time.perf_counter()
+    await asyncio.sleep(0)  # let queued requests start, so the in-flight count sees them
     opts = host.degrade(req.options, state.metrics.active)
     result = host.infer(req.x, opts.rate, opts.mode)
     probs = softmax(result.logits)
@@ -70,7 +72,7 @@ async def classify(request: Request) -> Response:
         "model_version": host.version,
         "predictions": predictions,
         "rate_asked": opts.rate_asked,
-        "tier": opts.tier or host.tier_of(result.served.key),
+        "tier": host.tier_of(result.served.key),
         **served_fields(host, result),
         "degraded": opts.degraded_from is not None,
         "chosen_by": opts.chosen_by,

@@ -4,6 +4,8 @@ stock clients (tritonclient, kserve) work unchanged. The pruning rate travels in
 
 from __future__ import annotations
 
+import asyncio
+
 import numpy as np
 import orjson
 from fastapi import APIRouter, Request, Response
@@ -100,7 +102,7 @@ async def _infer(request: Request, host: ModelHost) -> Response:
     body = await read_body(request, settings.max_body_bytes)
     header = request.headers.get(HEADER_LENGTH)
     if header is not None:
-        if not header.isdigit() or int(header) > len(body):
+        if not (header.isascii() and header.isdigit()) or int(header) > len(body):
             raise bad_request(
                 f"Inference-Header-Content-Length {header!r} does not fit a body of "
                 f"{len(body)} bytes",
@@ -111,6 +113,7 @@ async def _infer(request: Request, host: ModelHost) -> Response:
     else:
         data, binary = decode_json(body), b""
     req = parse_infer(data, binary, host, settings)
+    await asyncio.sleep(0)  # let queued requests start, so the in-flight count sees them
     opts = host.degrade(req.options, request.app.state.metrics.active)
     result = host.infer(req.x, opts.rate, opts.mode)
     host.record_observed(result.served)
@@ -131,7 +134,7 @@ async def _infer(request: Request, host: ModelHost) -> Response:
     params["chosen_by"] = opts.chosen_by
     if opts.rate_asked is not None:
         params["rate_asked"] = opts.rate_asked
-    tier = opts.tier or host.tier_of(result.served.key)
+    tier = host.tier_of(result.served.key)
     if tier is not None:
         params["tier"] = tier
     outputs, blobs = [], []

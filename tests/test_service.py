@@ -488,3 +488,27 @@ def test_max_latency_serves_the_least_pruned_rate_that_fits(client):
         {"max_latency_ms": 5, "min_accuracy": 50},
     ):
         assert classify(client, **body).status_code == 422, body
+
+
+def test_review_findings_stay_4xx(client):
+    """Inputs that once reached a 500 (or a wrong answer) in review."""
+    deep = b"[" * 100_000
+    assert client.post("/v1/classify", content=deep).status_code == 400
+    huge = "1" + "0" * 400
+    for field in ("rate", "max_latency_ms", "min_accuracy"):
+        body = '{"sequences": [[[[1, 2, 3]]]], "' + field + '": ' + huge + "}"
+        r = client.post("/v1/classify", content=body)
+        assert r.status_code == 422 and field in r.json()["error"], (field, r.text)
+    r = classify(client, min_accuracy=0, mode="x")
+    assert r.status_code == 422 and "unknown mode" in r.json()["error"]
+    r = classify(client, min_accuracy=0, mode="exact")
+    assert r.status_code == 422 and "prior-mode" in r.json()["error"]
+    r = client.post(
+        "/v2/models/synthetic-mrmp/infer",
+        content=b"{}",
+        headers={"Inference-Header-Content-Length": "\u00b2".encode()},  # a digit to isdigit()
+    )
+    assert r.status_code == 400
+    # A tier asked in another mode is not served by the tier, and the answer says so.
+    a = classify(client, tier="fast", mode="exact").json()
+    assert a["tier"] is None and a["backend"] != "onnxruntime"
