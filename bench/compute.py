@@ -25,6 +25,7 @@ from mrmp.runtime import (
     TorchRunner,
     calibrate,
     export_onnx,
+    median_seconds,
     sparse_layers,
 )
 from mrmp.store import load_model
@@ -34,14 +35,7 @@ BATCHES = (1, 32)
 
 
 def median_ms(fn, repeats: int) -> float:
-    for _ in range(5):
-        fn()
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return float(np.median(times)) * 1e3
+    return median_seconds(fn, repeats) * 1e3
 
 
 def machine() -> str:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import time
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 from typing import Protocol
 
@@ -99,7 +100,8 @@ def _csr32(w: Tensor) -> Tensor:
     )
 
 
-def _median_seconds(fn, repeats: int) -> float:
+def median_seconds(fn: Callable[[], object], repeats: int) -> float:
+    """Median wall time of `fn` over `repeats` calls, after one warm-up call."""
     fn()
     times = []
     for _ in range(repeats):
@@ -138,8 +140,8 @@ def calibrate(
                 for batch in batches:
                     rows = batch if name in ("fc", "classifier") else batch * config.num_joints
                     h = torch.randn(rows, in_f, generator=gen)
-                    dense = _median_seconds(lambda h=h, wd=wd: h @ wd.T, repeats)
-                    sparse = _median_seconds(lambda h=h, ws=ws: torch.sparse.mm(ws, h.T).T, repeats)
+                    dense = median_seconds(lambda h=h, wd=wd: h @ wd.T, repeats)
+                    sparse = median_seconds(lambda h=h, ws=ws: torch.sparse.mm(ws, h.T).T, repeats)
                     wins = wins and sparse < dense
                 if wins:
                     best = density

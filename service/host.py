@@ -30,6 +30,7 @@ from mrmp.runtime import (
     TorchRunner,
     calibrate,
     export_onnx,
+    median_seconds,
     sparse_layers,
 )
 from mrmp.skeleton import DescriptorConfig
@@ -332,12 +333,8 @@ class ModelHost:
         latency: dict[str, float] = {}
         for batch in (1, 32):
             x = np.zeros((batch, self.num_joints, self.descriptor.feature_dim()), np.float32)
-            times = []
-            for _ in range(repeats):
-                t0 = time.perf_counter()
-                served.runner(x)
-                times.append(time.perf_counter() - t0)
-            latency[f"compute_batch{batch}_p50"] = round(float(np.median(times)) * 1e3, 4)
+            seconds = median_seconds(lambda x=x: served.runner(x), repeats)
+            latency[f"compute_batch{batch}_p50"] = round(seconds * 1e3, 4)
         self.calibrated[served.key] = latency
 
     def _measure_rates(self) -> None:

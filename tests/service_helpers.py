@@ -28,3 +28,19 @@ def ready_client(store: Path, tmp: Path, **settings) -> Iterator[TestClient]:
 def sequence(frames: int = 12, joints: int = 30, seed: int = 0) -> list:
     rng = np.random.default_rng(seed)
     return rng.standard_normal((frames, joints, 3)).astype(np.float32).tolist()
+
+
+def wait_ready(url: str, proc, timeout: float = 90) -> None:
+    """Poll a server process's readiness until it answers 200 (or the process dies)."""
+    import httpx
+
+    deadline = time.monotonic() + timeout
+    while True:
+        assert proc.poll() is None, proc.stdout.read() if proc.stdout else "process died"
+        try:
+            if httpx.get(f"{url}/v2/health/ready").status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        assert time.monotonic() < deadline, "server never turned ready"
+        time.sleep(0.1)

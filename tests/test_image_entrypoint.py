@@ -11,12 +11,12 @@ import re
 import shutil
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
 import pytest
 
+from tests.service_helpers import wait_ready
 from tests.test_server import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -68,16 +68,7 @@ def test_image_start_command_serves_the_shipped_model(tmp_path: Path):
     }
     proc = subprocess.Popen(cmd, cwd=app, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:
-        deadline = time.monotonic() + 120
-        while True:
-            assert proc.poll() is None, proc.stdout.read().decode()
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/v2/health/ready").status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, "never turned ready"
-            time.sleep(0.2)
+        wait_ready(f"http://127.0.0.1:{port}", proc, timeout=120)
         model = httpx.get(f"http://127.0.0.1:{port}/v1/model").json()
         assert model["name"] == "sbu-mrmp" and model["layout"]["num_joints"] == 30
     finally:

@@ -19,7 +19,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from mrmp.store import read_manifest
-from tests.service_helpers import sequence
+from tests.service_helpers import sequence, wait_ready
 
 tritonclient_http = pytest.importorskip("tritonclient.http")
 
@@ -46,16 +46,7 @@ def start_server(
         text=True,
     )
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 90
-    while True:
-        assert proc.poll() is None, proc.stdout.read()
-        try:
-            if httpx.get(f"{url}/v2/health/ready").status_code == 200:
-                break
-        except httpx.TransportError:
-            pass
-        assert time.monotonic() < deadline, "server never turned ready"
-        time.sleep(0.1)
+    wait_ready(url, proc)
     return url, port, proc
 
 
