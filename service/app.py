@@ -78,7 +78,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
         threading.Thread(target=prepare, name="mrmp-tiers", daemon=True).start()
         yield
-        app.state.draining = True
 
     app = FastAPI(
         title="mrmp",
@@ -89,10 +88,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.metrics = metrics
     app.state.host = host
-    app.state.draining = False
-    app.state.is_ready = lambda: (
-        host.ready.is_set() and not app.state.draining and not DRAINING.is_set()
-    )
+    app.state.is_ready = lambda: host.ready.is_set() and not DRAINING.is_set()
     app.include_router(routes_v1.router)
     app.include_router(routes_v2.router)
 

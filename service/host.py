@@ -136,7 +136,6 @@ class ModelHost:
         self.calibrated: dict[Key, dict[str, float]] = {}
         self._rate_rows: list[dict[str, object]] | None = None
         self.ready = threading.Event()
-        self.tier_error: str | None = None
 
     # -- rates -------------------------------------------------------------------------------
 
@@ -179,7 +178,8 @@ class ModelHost:
         """max_latency_ms: the least-pruned rate whose measured compute latency (for this
         batch size) fits the budget; min_accuracy: the most-pruned rate whose evaluated
         accuracy (percent) meets the floor. Rates of the tier table only."""
-        rows = [r for r in self.rate_table() if r["latency_ms"] or need == "min_accuracy"]
+        # On the request path: the start-up timings only, no histogram scan.
+        rows = [r for r in self.rate_table(live=False) if r["latency_ms"] or need == "min_accuracy"]
         if need == "min_accuracy":
             fits = [r for r in rows if r["accuracy"] is not None and r["accuracy"] >= value]
             if not fits:
@@ -285,8 +285,7 @@ class ModelHost:
                 self.tiers[key] = served
                 self.record_observed(served)
             self._measure_rates()
-        except Exception as e:  # a broken tier must not take the service down
-            self.tier_error = f"{type(e).__name__}: {e}"
+        except Exception:  # a broken tier must not take the service down
             log.exception("tier preparation failed; tiers fall back to the rate cache")
         self.ready.set()
 
@@ -339,7 +338,7 @@ class ModelHost:
 
     def _measure_rates(self) -> None:
         """Time every rate of the tier table that is not a tier, as it would be served."""
-        for row in self.rate_table():
+        for row in self.rate_table(live=False):
             key = cache_key(row["rate"], "prior")
             if key not in self.calibrated:
                 self._warm(self._derive(key), repeats=10)
@@ -350,16 +349,17 @@ class ModelHost:
 
     # -- the tier table --------------------------------------------------------------------------
 
-    def rate_table(self) -> list[dict[str, object]]:
-        """A row per tier and per evaluated rate (prior mode), sorted by rate."""
+    def rate_table(self, live: bool = True) -> list[dict[str, object]]:
+        """A row per tier and per evaluated rate (prior mode), sorted by rate, with the
+        start-up timings and (`live`) the median from the inference histogram."""
         if self._rate_rows is None:
             self._rate_rows = self._static_rows()
         rows = []
         for row in self._rate_rows:
-            rate = row["rate"]
-            latency = self.calibrated.get(cache_key(rate, "prior"))
-            live = self.metrics.live_p50(rate)
-            rows.append({**row, "latency_ms": {**(latency or {}), **live} or None})
+            latency = dict(self.calibrated.get(cache_key(row["rate"], "prior"), {}))
+            if live:
+                latency.update(self.metrics.live_p50(row["rate"]))
+            rows.append({**row, "latency_ms": latency or None})
         return rows
 
     def _static_rows(self) -> list[dict[str, object]]:

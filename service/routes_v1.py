@@ -28,7 +28,7 @@ def softmax(logits: np.ndarray) -> np.ndarray:
     return e / e.sum(axis=1, keepdims=True)
 
 
-def served_fields(host: ModelHost, result: Result) -> dict[str, object]:
+def served_fields(result: Result) -> dict[str, object]:
     """What served a request: the same fields in v1 answers and V2 parameters."""
     s = result.served
     return {
@@ -73,7 +73,7 @@ async def classify(request: Request) -> Response:
         "predictions": predictions,
         "rate_asked": opts.rate_asked,
         "tier": host.tier_of(result.served.key),
-        **served_fields(host, result),
+        **served_fields(result),
         "degraded": opts.degraded_from is not None,
         "chosen_by": opts.chosen_by,
         "timings": {

@@ -127,7 +127,7 @@ async def _infer(request: Request, host: ModelHost) -> Response:
     }
     params = {
         k: v
-        for k, v in served_fields(host, result).items()
+        for k, v in served_fields(result).items()
         if v is not None  # V2 parameters are bool, number or string
     }
     params["degraded"] = opts.degraded_from is not None
