@@ -1,6 +1,6 @@
 """Compute benchmark of derived networks: latency per rate and backend at batch 1 and 32,
 the time to derive an uncached rate (1M and 4M parameters), and the memory of a cached network
-against its kept weights. Writes JSON and a markdown report.
+against its kept weights. Writes compute.json.
 
     python -m bench.compute --model model_store/sbu-mrmp --out docs/benchmarks
 """
@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import tempfile
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -17,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from mrmp.compact import CompactGCN
 from mrmp.derive import MagnitudeIndex
 from mrmp.gcn import LatentGCN
 from mrmp.runtime import (
@@ -31,6 +33,7 @@ from mrmp.runtime import (
 from mrmp.store import load_model
 
 RATES = (0.0, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.98, 0.99)
+BACKENDS = ("masked_dense", "sparse", "compact", "onnxruntime", "onnxruntime_compact")
 BATCHES = (1, 32)
 
 
@@ -52,12 +55,19 @@ def latency(model: LatentGCN, tmp: Path, repeats: int) -> dict:
     for rate in RATES:
         net, info = index.derive(rate)
         sparse = sparse_layers(info.layer_rates, crossover)
+        compact = CompactGCN(net)
         runners = {
             "masked_dense": TorchRunner(net),
             "sparse": SparseRunner(net, sparse) if sparse else TorchRunner(net),
+            "compact": TorchRunner(compact),
             "onnxruntime": OnnxRunner(export_onnx(net, tmp / f"{rate}.onnx")),
+            "onnxruntime_compact": OnnxRunner(export_onnx(compact, tmp / f"{rate}.c.onnx")),
         }
-        row = {"observed_rate": info.observed_rate, "sparse_layers": sorted(sparse)}
+        row = {
+            "observed_rate": info.observed_rate,
+            "sparse_layers": sorted(sparse),
+            "compacted_layers": compact.compacted,
+        }
         for batch in BATCHES:
             x = np.random.default_rng(0).standard_normal(
                 (batch, model.config.num_joints, model.config.in_features), dtype=np.float32
@@ -65,30 +75,70 @@ def latency(model: LatentGCN, tmp: Path, repeats: int) -> dict:
             for name, runner in runners.items():
                 ms = median_ms(lambda r=runner, x=x: r(x), repeats)
                 row[f"{name}_b{batch}_ms"] = round(ms, 4)
-        row["memory_bytes"] = {k: r.nbytes() for k, r in runners.items() if k != "onnxruntime"}
+        row["memory_bytes"] = {k: r.nbytes() for k, r in runners.items()}
         row["kept_params"] = info.kept_params
+        row["kept_weight_bytes"] = 4 * info.kept_params
+        row["flops"] = info.flops(model.config)
         rows[f"{rate:.2f}"] = row
     dense = rows["0.00"]
     for row in rows.values():
         for batch in BATCHES:
             base = dense[f"masked_dense_b{batch}_ms"]
-            row[f"speedup_sparse_b{batch}"] = round(base / row[f"sparse_b{batch}_ms"], 2)
+            for name in BACKENDS:
+                row[f"speedup_{name}_b{batch}"] = round(base / row[f"{name}_b{batch}_ms"], 2)
     return {"crossover": crossover, "rates": rows}
 
 
 def derivation(model: LatentGCN, repeats: int) -> dict:
+    """Median time to derive an uncached rate (uniform in [0.5, 0.99]) per mode, and in prior
+    mode the whole service path: derive, then build the runner on the calibrated kernels."""
     index = MagnitudeIndex(model)
+    crossover = calibrate(model.config, sorted(model.prunable), repeats=10)
     rng = np.random.default_rng(0)
+
+    def derive_and_build(rate: float) -> None:
+        net, info = index.derive(rate, "prior")
+        sparse = sparse_layers(info.layer_rates, crossover)
+        SparseRunner(net, sparse) if sparse else TorchRunner(net)
+
+    steps = {
+        "prior": lambda r: index.derive(r, "prior"),
+        "exact": lambda r: index.derive(r, "exact"),
+        "prior_with_runner": derive_and_build,
+    }
     out = {}
-    for mode in ("prior", "exact"):
-        rates = rng.uniform(0.5, 0.99, repeats)
+    for name, step in steps.items():
         times = []
-        for r in rates:
+        for r in rng.uniform(0.5, 0.99, repeats):
             t0 = time.perf_counter()
-            index.derive(float(r), mode)
+            step(float(r))
             times.append(time.perf_counter() - t0)
-        out[mode] = round(float(np.median(times)) * 1e3, 3)
+        out[name] = round(float(np.median(times)) * 1e3, 3)
     return out
+
+
+def run(model_path: Path, out: Path, repeats: int = 200, threads: int = 1) -> dict:
+    """Measure, write `out`/compute.json, and return it."""
+    torch.set_num_threads(threads)
+    torch.set_flush_denormal(True)
+    model, manifest = load_model(model_path)
+    big = LatentGCN(replace(model.config, hidden=2048), model.adjacency, model.prior)
+    out.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        rates = latency(model, Path(tmp), repeats)
+    result = {
+        "command": f"python -m bench.compute --model {model_path} --out {out} "
+        f"--repeats {repeats} --threads {threads}",
+        "machine": machine(),
+        "model": {"name": manifest["name"], "params": model.num_params()},
+        "latency": rates,
+        "derivation_ms": {
+            str(model.num_params()["total"]): derivation(model, 50),
+            str(big.num_params()["total"]): derivation(big, 50),
+        },
+    }
+    (out / "compute.json").write_text(json.dumps(result, indent=1) + "\n")
+    return result
 
 
 def main() -> None:
@@ -98,30 +148,10 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=200)
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
-    torch.set_num_threads(args.threads)
-    torch.set_flush_denormal(True)
-    model, manifest = load_model(args.model)
-    big = LatentGCN(replace(model.config, hidden=2048), model.adjacency, model.prior)
-    tmp = args.out / "onnx.tmp"
-    tmp.mkdir(parents=True, exist_ok=True)
-    result = {
-        "command": f"python -m bench.compute --model {args.model} --out {args.out} "
-        f"--repeats {args.repeats} --threads {args.threads}",
-        "machine": machine(),
-        "model": {"name": manifest["name"], "params": model.num_params()},
-        "latency": latency(model, tmp, args.repeats),
-        "derivation_ms": {
-            f"{model.num_params()['total']:,} params": derivation(model, 50),
-            f"{big.num_params()['total']:,} params": derivation(big, 50),
-        },
-    }
-    for f in tmp.glob("*"):
-        f.unlink()
-    tmp.rmdir()
-    (args.out / "compute.json").write_text(json.dumps(result, indent=1) + "\n")
+    result = run(args.model, args.out, args.repeats, args.threads)
     print(json.dumps(result["derivation_ms"]))
     for key, row in result["latency"]["rates"].items():
-        print(key, {k: v for k, v in row.items() if k.endswith("_ms") or "speedup" in k})
+        print(key, {k: v for k, v in row.items() if k.endswith("_ms")})
 
 
 if __name__ == "__main__":

@@ -49,16 +49,17 @@ def run_load(
     body: Callable[[int], bytes],
     connections: int = 16,
     seconds: float = 60.0,
+    headers: dict[str, str] | None = None,
 ) -> LoadResult:
     """POST body(i) to url from `connections` keep-alive connections for `seconds`."""
     result = LoadResult(seconds)
+    headers = headers or {"content-type": "application/json"}
     lock = threading.Lock()
     deadline = time.perf_counter() + seconds
     counter = iter(range(10**12))
 
     def worker() -> None:
         lat, statuses, errors = [], Counter(), 0
-        headers = {"content-type": "application/json"}
         with httpx.Client(timeout=30) as client:
             while time.perf_counter() < deadline:
                 with lock:

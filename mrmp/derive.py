@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -31,6 +32,15 @@ class Derivation:
     @property
     def observed_rate(self) -> float:
         return self.pruned / self.prunable if self.prunable else 0.0
+
+    def flops(self, config: GCNConfig) -> int:
+        """One sample's forward FLOPs counting only the kept weights of each pruned matrix."""
+        shapes = config.weight_shapes()
+        kept = {
+            name: round((1 - rate) * math.prod(shapes[name][0]))
+            for name, rate in self.layer_rates.items()
+        }
+        return config.flops(kept)
 
 
 class PrunedGCN(nn.Module):

@@ -20,7 +20,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from mrmp.derive import MODES, Derivation, MagnitudeIndex
+from mrmp.compact import CompactGCN
+from mrmp.derive import MODES, Derivation, MagnitudeIndex, PrunedGCN
 from mrmp.gcn import GCNConfig
 from mrmp.runtime import (
     ONNX_OPSET,
@@ -134,6 +135,7 @@ class ModelHost:
         self.tiers: dict[Key, Served] = {}
         self.tier_names: dict[Key, str] = {}
         self.calibrated: dict[Key, dict[str, float]] = {}
+        self.backend_timings: dict[Key, dict[str, dict[str, float]]] = {}  # tiers' candidates
         self._rate_rows: list[dict[str, object]] | None = None
         self.ready = threading.Event()
 
@@ -228,10 +230,16 @@ class ModelHost:
         return served, hit, spent[0]
 
     def _derive(self, key: Key) -> Served:
-        """The network for a key, each matrix on the kernel calibrated fastest for it."""
         net, info = self.index.derive(key[0] / 1000, key[1])
-        sparse = sparse_layers(info.layer_rates, self.crossover)
-        return Served(SparseRunner(net, sparse) if sparse else TorchRunner(net), info, key)
+        return Served(self._runner(net, info), info, key)
+
+    def _runner(self, net: PrunedGCN, info: Derivation) -> Runner:
+        """A torch runner with each matrix on the kernel calibrated fastest for its density
+        (or CSR at or below the memory density)."""
+        if not self.settings.sparse_kernels:
+            return TorchRunner(net)
+        sparse = sparse_layers(info.layer_rates, self.crossover, self.settings.memory_density)
+        return SparseRunner(net, sparse) if sparse else TorchRunner(net)
 
     def infer(self, x: np.ndarray, rate: float, mode: str) -> Result:
         served, hit, derive_s = self.network(rate, mode)
@@ -266,28 +274,47 @@ class ModelHost:
     # -- tiers -----------------------------------------------------------------------------------
 
     def prepare_tiers(self) -> None:
-        """Derive every tier, export it to ONNX unless a current export exists, check it against
-        torch, warm it, and then report ready. Any failure leaves the tier on torch."""
+        """Derive every tier, build its candidate runners (torch with the calibrated kernels,
+        onnxruntime on the masked and on the compacted network, each export reused while
+        current and checked against torch), time them, serve the fastest, and then report
+        ready. A candidate that fails is skipped; torch is always there."""
         try:
             folder = self._tier_folder()
             for name, rate in self.settings.tiers.items():
                 key = cache_key(rate, self.settings.tier_mode)
                 self.tier_names[key] = name
                 net, info = self.index.derive(key[0] / 1000, key[1])
-                runner: Runner = TorchRunner(net)
+                candidates = [Served(self._runner(net, info), info, key)]
                 if self.settings.onnx_tiers:
-                    try:
-                        runner = self._onnx_tier(folder, name, net, key) or runner
-                    except Exception:  # this tier stays on torch; the others go on
-                        log.exception("tier %s: ONNX export or load failed; serving torch", name)
-                served = Served(runner, info, key)
-                self._warm(served)
+                    runners = self._onnx_tiers(folder, name, net, key)
+                    candidates += [Served(runner, info, key) for runner in runners]
+                served = self._fastest(candidates)
                 self.tiers[key] = served
                 self.record_observed(served)
             self._measure_rates()
         except Exception:  # a broken tier must not take the service down
             log.exception("tier preparation failed; tiers fall back to the rate cache")
         self.ready.set()
+
+    def _fastest(self, candidates: list[Served]) -> Served:
+        """Time each candidate; keep the one `tier_backend` asks for, or the fastest at batch
+        `tier_batch`. Every candidate's timings are kept for the tier table."""
+        wanted = self.settings.tier_backend
+        timings: dict[str, dict[str, float]] = {}
+        best: tuple[float, Served] | None = None
+        for served in candidates:
+            self._warm(served)
+            latency = self.calibrated[served.key]
+            timings[served.runner.backend] = latency
+            if wanted != "fastest" and not served.runner.backend.startswith(wanted):
+                continue
+            ms = _compute_ms(latency, self.settings.tier_batch) or math.inf
+            if best is None or ms < best[0]:
+                best = (ms, served)
+        chosen = best[1] if best else candidates[0]  # what was asked is missing: torch
+        self.calibrated[chosen.key] = timings[chosen.runner.backend]
+        self.backend_timings[chosen.key] = timings
+        return chosen
 
     def _tier_folder(self) -> Path:
         folder = self.settings.tier_folder()
@@ -302,28 +329,54 @@ class ModelHost:
             folder = fallback
         return folder
 
-    def _onnx_tier(self, folder: Path, name: str, net, key: Key) -> OnnxRunner | None:
-        path = folder / f"{name}.onnx"
-        sidecar = folder / f"{name}.json"
+    def _onnx_tiers(self, folder: Path, name: str, net: PrunedGCN, key: Key) -> list[OnnxRunner]:
+        """ONNX runners of a tier: the masked network, and the compacted one when compaction
+        shrinks a matrix; any export that fails or disagrees with torch is left out."""
+        modules: dict[str, torch.nn.Module] = {"": net}
+        compact = CompactGCN(net)
+        if compact.compacted:
+            modules["compact"] = compact
+        runners = []
+        for variant, module in modules.items():
+            stem = f"{name}.{variant}" if variant else name
+            try:
+                runner = self._onnx_tier(folder, stem, module, net, key)
+            except Exception:  # this candidate is skipped; the others go on
+                log.exception("tier %s: ONNX export or load failed", stem)
+                continue
+            if runner is not None:
+                runners.append(runner)
+        return runners
+
+    def _onnx_tier(
+        self, folder: Path, stem: str, module: torch.nn.Module, net: PrunedGCN, key: Key
+    ) -> OnnxRunner | None:
+        """The tier's export of `module` (reused while its stamp is current), loaded and
+        checked against the masked network in torch; None when they disagree."""
+        path = folder / f"{stem}.onnx"
+        sidecar = folder / f"{stem}.json"
+        compacted = isinstance(module, CompactGCN)
         stamp = {
             "model_version": self.version,
             "rate": key[0] / 1000,
             "mode": key[1],
+            "compacted": module.compacted if compacted else [],
             "torch": torch.__version__,
             "opset": ONNX_OPSET,
         }
         current = path.is_file() and sidecar.is_file() and _read_json(sidecar) == stamp
         if not current:
-            log.info("exporting tier %s (rate %.3f, %s) to %s", name, key[0] / 1000, key[1], path)
-            export_onnx(net, path)
+            log.info("exporting tier %s (rate %.3f, %s) to %s", stem, key[0] / 1000, key[1], path)
+            export_onnx(module, path)
             sidecar.write_text(json.dumps(stamp, indent=1) + "\n")
-        runner = OnnxRunner(path, self.settings.onnx_threads)
+        backend = "onnxruntime-compact" if compacted else "onnxruntime"
+        runner = OnnxRunner(path, self.settings.onnx_threads, backend)
         probe = np.random.default_rng(0).standard_normal(
             (4, self.num_joints, self.descriptor.feature_dim()), dtype=np.float32
         )
         diff = float(np.abs(runner(probe) - TorchRunner(net)(probe)).max())
         if not diff <= ONNX_TOLERANCE:
-            log.error("tier %s: ONNX differs from torch by %g; serving it with torch", name, diff)
+            log.error("tier %s: ONNX differs from torch by %g; not served", stem, diff)
             return None
         return runner
 
@@ -356,10 +409,17 @@ class ModelHost:
             self._rate_rows = self._static_rows()
         rows = []
         for row in self._rate_rows:
-            latency = dict(self.calibrated.get(cache_key(row["rate"], "prior"), {}))
+            key = cache_key(row["rate"], "prior")
+            latency = dict(self.calibrated.get(key, {}))
             if live:
                 latency.update(self.metrics.live_p50(row["rate"]))
-            rows.append({**row, "latency_ms": latency or None})
+            extra = {}
+            if key in self.tiers:  # which backend serves the tier, and what the others timed
+                extra = {
+                    "backend": self.tiers[key].runner.backend,
+                    "candidates_ms": self.backend_timings.get(key),
+                }
+            rows.append({**row, "latency_ms": latency or None, **extra})
         return rows
 
     def _static_rows(self) -> list[dict[str, object]]:
@@ -372,10 +432,6 @@ class ModelHost:
             if not self.rate_min <= rate <= self.rate_max:
                 continue
             info = self.index.derivation(rate, "prior")
-            kept = {
-                name: round((1 - lr) * math.prod(self.model.config.weight_shapes()[name][0]))
-                for name, lr in info.layer_rates.items()
-            }
             ev = evaluation.get(f"{rate:.2f}") if abs(rate - round(rate, 2)) < 1e-9 else None
             rows.append(
                 {
@@ -384,7 +440,7 @@ class ModelHost:
                     "accuracy": ev["accuracy"] if ev else None,
                     "observed_rate": round(info.observed_rate, 6),
                     "kept_params": info.kept_params,
-                    "flops": config.flops(kept),
+                    "flops": info.flops(config),
                 }
             )
         return rows

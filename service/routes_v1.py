@@ -22,6 +22,9 @@ def json_response(data: object, status: int = 200) -> Response:
     return Response(orjson.dumps(data), status_code=status, media_type="application/json")
 
 
+EMPTY_ANSWER = Response(b"{}", media_type="application/json")
+
+
 def softmax(logits: np.ndarray) -> np.ndarray:
     z = logits - logits.max(axis=1, keepdims=True)
     e = np.exp(z)
@@ -84,6 +87,13 @@ async def classify(request: Request) -> Response:
         },
     }
     return json_response(answer)
+
+
+@router.post("/ping", responses={200: {"content": {"application/json": {"example": {}}}}})
+async def ping() -> Response:
+    """Does nothing: the round trip of an empty POST through this server, its routing and its
+    middleware (the floor `bench/http.py` reports latency against)."""
+    return EMPTY_ANSWER
 
 
 @router.get("/model")

@@ -85,7 +85,13 @@ class TierRow(BaseModel):
     kept_params: int | None
     flops: int | None
     latency_ms: dict[str, float] | None = Field(
-        None, description="measured on this server: p50 from the live histogram"
+        None,
+        description="measured on this server: compute p50 at batch 1 and 32 at start-up, and "
+        "the p50 of the live inference histogram",
+    )
+    backend: str | None = Field(None, description="tiers: the backend that serves the tier")
+    candidates_ms: dict[str, dict[str, float]] | None = Field(
+        None, description="tiers: every candidate backend's start-up timings"
     )
 
 

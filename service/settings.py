@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -31,6 +32,20 @@ class Settings(BaseSettings):
         None, description="where ONNX tiers are written (default: <model_path>/tiers)"
     )
     onnx_tiers: bool = Field(True, description="serve the tiers with onnxruntime")
+    memory_density: float = Field(
+        0.125,
+        ge=0,
+        le=1,
+        description="matrices at or below this kept density are held sparse (CSR) even where "
+        "dense kernels are a little faster, so a cached network's memory follows its kept "
+        "weights; 0: by speed alone",
+    )
+    tier_backend: Literal["fastest", "onnxruntime", "torch"] = Field(
+        "fastest",
+        description="what serves a tier: the fastest candidate measured at start-up, or the "
+        "named backend (onnxruntime: the faster of the masked and the compacted export)",
+    )
+    tier_batch: int = Field(1, ge=1, description="the batch size tier candidates are timed at")
     sparse_kernels: bool = Field(
         True, description="run very sparse matrices as CSR where calibration shows it is faster"
     )

@@ -16,8 +16,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from bench.http import free_port
 from tests.service_helpers import wait_ready
-from tests.test_server import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCKERFILE = ROOT / "docker" / "Dockerfile"

@@ -12,8 +12,9 @@ from pathlib import Path
 import httpx
 import pytest
 
+from bench.http import free_port
 from tests.service_helpers import sequence
-from tests.test_server import free_port, start_server
+from tests.test_server import start_server
 
 PROMETHEUS = shutil.which("prometheus")
 pytestmark = pytest.mark.skipif(PROMETHEUS is None, reason="Debian's prometheus is not installed")

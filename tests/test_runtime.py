@@ -56,5 +56,8 @@ def test_calibration_and_layer_choice(small_model):
     crossover = calibrate(small_model.config, layers, repeats=3)
     assert set(crossover) == set(layers)
     assert all(c == 0.0 or c in CALIBRATION_DENSITIES for c in crossover.values())
-    chosen = sparse_layers({"fc": 0.98, "blocks.1.root": 0.5}, {"fc": 0.05, "blocks.1.root": 0.1})
-    assert chosen == {"fc"}
+    rates = {"fc": 0.98, "blocks.1.root": 0.5}
+    assert sparse_layers(rates, {"fc": 0.05, "blocks.1.root": 0.1}, memory_density=0) == {"fc"}
+    # At or below the memory density a matrix is held sparse whatever the speed.
+    assert sparse_layers({"fc": 0.9, "blocks.1.root": 0.8}, {}, memory_density=0.125) == {"fc"}
+    assert sparse_layers({"fc": 0.9}, {"fc": 0.0}, memory_density=0.0) == set()

@@ -1,0 +1,31 @@
+"""Every benchmark in one command: compute, HTTP, then the report (docs/benchmarks.md).
+Run it on a quiet machine: the figures are wall-clock times.
+
+    python -m bench
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from bench import compute, http, report
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", type=Path, default=Path("model_store/sbu-mrmp"))
+    parser.add_argument("--results", type=Path, default=Path("docs/benchmarks"))
+    parser.add_argument("--report", type=Path, default=Path("docs/benchmarks.md"))
+    parser.add_argument("--repeats", type=int, default=200)
+    parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument("--workers", type=int, default=2)
+    args = parser.parse_args()
+    compute.run(args.model, args.results, args.repeats)
+    http.run(args.model, args.results, args.seconds, args.workers)
+    report.write(args.results, args.report)
+    print(f"wrote {args.report}")
+
+
+if __name__ == "__main__":
+    main()
