@@ -262,7 +262,9 @@ def write(results: Path, out: Path) -> None:
         "",
         f"Machine: {compute['machine']}. Model: `{compute['model']['name']}`, "
         f"{compute['model']['params']['total']:,} parameters "
-        f"({compute['model']['params']['prunable']:,} prunable).",
+        f"({compute['model']['params']['prunable']:,} prunable). The machine is a shared "
+        "virtual machine: absolute times drift between runs, by well over 10% within a day, "
+        "so the targets are judged on ratios taken within one run.",
         "",
         *targets_section(compute, http),
         *compute_section(compute, Path(os.path.relpath(image, out.parent)).as_posix()),

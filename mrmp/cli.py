@@ -185,6 +185,9 @@ def reproduce_cmd(
     ] = None,
     aggregate_only: Annotated[bool, typer.Option(help="only rebuild JSON and plots")] = False,
     rate_jitter: Annotated[bool, typer.Option(help="stratified rate jitter in MRMP")] = True,
+    top_rate_every_step: Annotated[
+        bool, typer.Option(help="MRMP trains the highest rate at every step (sandwich rule)")
+    ] = True,
     threads: Annotated[int | None, typer.Option(help="torch intra-op threads")] = None,
     data_dir: str | None = None,
 ) -> None:
@@ -202,6 +205,7 @@ def reproduce_cmd(
         rates_per_step=rates_per_step,
         kl_weight=kl_weight,
         rate_jitter=rate_jitter,
+        top_rate_every_step=top_rate_every_step,
         folds=tuple(int(f) for f in folds.split(",")) if folds else None,
         srmp_rates=_rates(srmp_rates, PAPER_RATES) if srmp_rates else None,
         # A split run records the command of the whole run: the splits do not change results.
@@ -291,6 +295,9 @@ def release_cmd(
     rates_per_step: int = 4,
     kl_weight: float = 1.0,
     rate_jitter: Annotated[bool, typer.Option(help="stratified rate jitter in MRMP")] = True,
+    top_rate_every_step: Annotated[
+        bool, typer.Option(help="MRMP trains the highest rate at every step (sandwich rule)")
+    ] = True,
     name: Annotated[str | None, typer.Option(help="model name (default: folder name)")] = None,
     threads: Annotated[int | None, typer.Option(help="torch intra-op threads")] = None,
     data_dir: str | None = None,
@@ -310,6 +317,7 @@ def release_cmd(
         rates_per_step=rates_per_step,
         kl_weight=kl_weight,
         rate_jitter=rate_jitter,
+        top_rate_every_step=top_rate_every_step,
         data_dir=data_dir,
     )
     try:

@@ -51,6 +51,7 @@ class ReproConfig:
     rates_per_step: int | None = 4
     kl_weight: float = 1.0
     rate_jitter: bool = True
+    top_rate_every_step: bool = True
     priors: tuple[str, ...] = tuple(PRIORS)
     folds: tuple[int, ...] | None = None
     srmp_prior: str = "auto"
@@ -126,6 +127,7 @@ class Reproduction:
             epochs=self.cfg.epochs,
             rates_per_step=self.cfg.rates_per_step,
             rate_jitter=self.cfg.rate_jitter,
+            always_top_rate=self.cfg.top_rate_every_step,
             kl_weight=self.cfg.kl_weight,
             seed=self.cfg.seed,
         )
@@ -231,6 +233,7 @@ class Reproduction:
             },
             "mrmp_rates_per_step": self.cfg.rates_per_step,
             "mrmp_rate_jitter": self.cfg.rate_jitter,
+            "mrmp_top_rate_every_step": self.cfg.top_rate_every_step,
         }
         if all(dense):
             results["dense"] = mean_over_folds(lambda f: dense[self.folds.index(f)]["dense"])

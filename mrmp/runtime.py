@@ -90,14 +90,18 @@ class SparseRunner:
 
 
 def _csr32(w: Tensor) -> Tensor:
-    """CSR with int32 indices (half the index memory of the default int64)."""
-    csr = w.to_sparse_csr()
+    """CSR with int32 indices (half the index memory of the default int64), built in one pass
+    over the nonzeros (`to_sparse_csr` and an int32 copy take about twice as long)."""
+    kept = w != 0
+    flat = kept.view(-1).nonzero().view(-1)
+    crow = torch.zeros(w.shape[0] + 1, dtype=torch.int32)
+    torch.cumsum(kept.sum(1, dtype=torch.int32), 0, out=crow[1:])
     return torch.sparse_csr_tensor(
-        csr.crow_indices().to(torch.int32),
-        csr.col_indices().to(torch.int32),
-        csr.values(),
-        size=csr.shape,
-        check_invariants=False,  # built from a valid CSR: nothing to check
+        crow,
+        (flat % w.shape[1]).to(torch.int32),
+        w.reshape(-1)[flat],
+        size=w.shape,
+        check_invariants=False,  # row-major nonzeros: a valid CSR by construction
     )
 
 

@@ -34,6 +34,10 @@ class TrainConfig:
     # its neighbours (the last one up to max_rate), so every rate in [0, max_rate] is trained.
     rate_jitter: bool = True
     max_rate: float = 0.99
+    # Sandwich rule [ours, after slimmable networks]: every step trains the highest rate (its
+    # jitter interval), the others drawn at random; the sparsest networks, which share the
+    # fewest weights with the rest, otherwise see a fraction of the steps.
+    always_top_rate: bool = True
     kl_weight: float = 1.0
     kl_bins: int = 48
     kl_sample: int | None = 32768
@@ -77,11 +81,16 @@ def jitter_bounds(rates: tuple[float, ...], max_rate: float) -> list[tuple[float
     return list(zip(lows, highs, strict=True))
 
 
-def _gates(model: LatentGCN, cfg: TrainConfig, progress: float, gen: torch.Generator) -> list:
+def step_gates(model: LatentGCN, cfg: TrainConfig, progress: float, gen: torch.Generator) -> list:
     rates = sorted(cfg.rates)
     picked = list(range(len(rates)))
     if cfg.rates_per_step and cfg.rates_per_step < len(rates):
-        picked = torch.randperm(len(rates), generator=gen)[: cfg.rates_per_step].tolist()
+        if cfg.always_top_rate:
+            top = len(rates) - 1
+            rest = torch.randperm(top, generator=gen)[: cfg.rates_per_step - 1].tolist()
+            picked = [*rest, top]
+        else:
+            picked = torch.randperm(len(rates), generator=gen)[: cfg.rates_per_step].tolist()
     if cfg.rate_jitter:
         bounds = jitter_bounds(tuple(rates), cfg.max_rate)
         u = torch.rand(len(picked), generator=gen).tolist()
@@ -155,7 +164,7 @@ def train(
             if cfg.method == "dense":
                 gates = [MaskGate(masks) if masks is not None else dense_gate]
             else:
-                gates = _gates(model, cfg, progress, gen)
+                gates = step_gates(model, cfg, progress, gen)
             ce = torch.stack([F.cross_entropy(model(xb, g), yb) for g in gates]).mean()
             loss = ce
             if use_kl:

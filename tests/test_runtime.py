@@ -11,6 +11,7 @@ from mrmp.runtime import (
     CALIBRATION_DENSITIES,
     SparseRunner,
     TorchRunner,
+    _csr32,
     calibrate,
     sparse_layers,
 )
@@ -24,6 +25,17 @@ def test_sparse_runner_equals_dense_runner(small_model, rate):
     np.testing.assert_allclose(
         SparseRunner(net, everything)(x), TorchRunner(net)(x), atol=1e-5, rtol=0
     )
+
+
+@pytest.mark.parametrize("density", [0.0, 0.02, 0.3, 1.0])
+def test_int32_csr_equals_torch_csr(density):
+    gen = torch.Generator().manual_seed(0)
+    w = torch.randn(37, 53, generator=gen) * (torch.rand(37, 53, generator=gen) < density)
+    ours, ref = _csr32(w), w.to_sparse_csr()
+    assert ours.crow_indices().dtype == ours.col_indices().dtype == torch.int32
+    assert torch.equal(ours.crow_indices().long(), ref.crow_indices())
+    assert torch.equal(ours.col_indices().long(), ref.col_indices())
+    assert torch.equal(ours.values(), ref.values()) and torch.equal(ours.to_dense(), w)
 
 
 def test_sparse_memory_follows_the_kept_weights(small_model):

@@ -3,7 +3,7 @@ import torch
 
 from mrmp.evaluate import accuracy, evaluate_rates
 from mrmp.experiment import ModelSpec, build_model, train_config
-from mrmp.train import TrainConfig, jitter_bounds, train
+from mrmp.train import TrainConfig, jitter_bounds, step_gates, train
 
 
 def test_unknown_method_is_refused():
@@ -14,6 +14,17 @@ def test_unknown_method_is_refused():
 def test_jitter_bounds_tile_the_range():
     bounds = jitter_bounds((0.0, 0.5, 0.9), 0.99)
     assert bounds == [(0.0, 0.25), (0.25, 0.7), (0.7, 0.99)]
+
+
+@pytest.mark.parametrize("top", [False, True])
+def test_sandwich_rule_trains_the_top_rate_every_step(small_model, top):
+    cfg = TrainConfig(rates=(0.0, 0.5, 0.9, 0.98), rates_per_step=2, always_top_rate=top)
+    low = jitter_bounds(cfg.rates, cfg.max_rate)[-1][0]
+    gen = torch.Generator().manual_seed(0)
+    steps = [step_gates(small_model, cfg, 0.5, gen) for _ in range(200)]
+    assert all(len(g) == 2 for g in steps)
+    with_top = sum(any(small_model.prior.threshold(low) <= g.a for g in gs) for gs in steps)
+    assert (with_top == 200) if top else (60 < with_top < 140)  # else about half the steps
 
 
 def _fit(synthetic, method, epochs, **kw):
