@@ -9,9 +9,11 @@ PATH, else from the Python generator in bench/load.py (which takes more of the C
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -105,7 +107,9 @@ def free_port() -> int:
 
 @contextmanager
 def server(cmd: list[str], url: str, ready_path: str, env: dict[str, str]) -> Iterator[None]:
-    proc = subprocess.Popen(cmd, env={**os.environ, **env}, stdout=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        cmd, env={**os.environ, **env}, stdout=subprocess.DEVNULL, start_new_session=True
+    )
     try:
         # Every worker must be ready (each prepares its own tiers, which takes the CPU): ask
         # on fresh connections, which the kernel spreads over the workers, until 20 in a row
@@ -125,9 +129,14 @@ def server(cmd: list[str], url: str, ready_path: str, env: dict[str, str]) -> It
                 time.sleep(0.2)
         time.sleep(2)
         yield
-    finally:
-        proc.terminate()
-        proc.wait(30)
+    finally:  # the server and its workers, whatever happened
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
 
 
 def drive(url: str, sc: Scenario, connections: int, seconds: int, tmp: Path) -> dict:

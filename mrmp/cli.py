@@ -228,7 +228,11 @@ def reproduce_cmd(
         if folds or stages or srmp_rates:
             typer.echo("part of the run is done; aggregate with --aggregate-only when all is")
             return
-    results = repro.aggregate(out)
+    try:
+        results = repro.aggregate(out)
+    except ValueError as e:
+        typer.echo(f"mrmp reproduce: {e}", err=True)
+        raise typer.Exit(2) from None
     typer.echo(json.dumps({k: results.get(k) for k in ("dataset", "dense", "srmp_prior")}))
 
 

@@ -141,6 +141,7 @@ class Reproduction:
             rates = sorted({*tc.rates, *RATE_GRID})
             return {
                 "seen_rates": list(tc.rates),
+                "top_rate_every_step": tc.always_top_rate,
                 "prior": evaluate_rates(model, xte, yte, rates, "prior"),
                 "exact": evaluate_rates(model, xte, yte, rates, "exact"),
             }
@@ -257,6 +258,20 @@ class Reproduction:
         results["rate_error_max"] = {}
         for prior in self.cfg.priors:
             runs = [self._done(f"mrmp/{prior}/fold{f}") for f in self.folds]
+            for f, unit in zip(self.folds, runs, strict=True):
+                # Units made before the option existed drew every rate at random.
+                if unit is not None and unit.get("top_rate_every_step", False) != (
+                    self.cfg.top_rate_every_step
+                ):
+                    flag = (
+                        "--top-rate-every-step"
+                        if unit.get("top_rate_every_step")
+                        else ("--no-top-rate-every-step")
+                    )
+                    raise ValueError(
+                        f"{self.cfg.work}/mrmp/{prior}/fold{f}.json was trained with a different "
+                        f"top_rate_every_step: aggregate with {flag}, or retrain it"
+                    )
             if not all(runs):
                 continue
             keys = list(runs[0]["prior"])

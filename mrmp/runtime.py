@@ -93,7 +93,7 @@ def _csr32(w: Tensor) -> Tensor:
     """CSR with int32 indices (half the index memory of the default int64), built in one pass
     over the nonzeros (`to_sparse_csr` and an int32 copy take about twice as long)."""
     kept = w != 0
-    flat = kept.view(-1).nonzero().view(-1)
+    flat = kept.reshape(-1).nonzero().view(-1)
     crow = torch.zeros(w.shape[0] + 1, dtype=torch.int32)
     torch.cumsum(kept.sum(1, dtype=torch.int32), 0, out=crow[1:])
     return torch.sparse_csr_tensor(
@@ -157,7 +157,7 @@ def calibrate(
 
 # At or below this density a matrix is held as CSR even where dense kernels are a little faster,
 # so that a cached network's memory follows its kept weights (CSR: 8 bytes per kept weight, so
-# at this density a third of the dense matrix).
+# at this density a quarter of the dense matrix, plus the row pointers).
 MEMORY_DENSITY = 0.125
 
 

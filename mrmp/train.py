@@ -36,7 +36,8 @@ class TrainConfig:
     max_rate: float = 0.99
     # Sandwich rule [ours, after slimmable networks]: every step trains the highest rate (its
     # jitter interval), the others drawn at random; the sparsest networks, which share the
-    # fewest weights with the rest, otherwise see a fraction of the steps.
+    # fewest weights with the rest, otherwise see a fraction of the steps. Needs 2+ rates per
+    # step (with one, every rate is drawn at random).
     always_top_rate: bool = True
     kl_weight: float = 1.0
     kl_bins: int = 48
@@ -85,7 +86,7 @@ def step_gates(model: LatentGCN, cfg: TrainConfig, progress: float, gen: torch.G
     rates = sorted(cfg.rates)
     picked = list(range(len(rates)))
     if cfg.rates_per_step and cfg.rates_per_step < len(rates):
-        if cfg.always_top_rate:
+        if cfg.always_top_rate and cfg.rates_per_step > 1:
             top = len(rates) - 1
             rest = torch.randperm(top, generator=gen)[: cfg.rates_per_step - 1].tolist()
             picked = [*rest, top]

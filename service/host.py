@@ -277,18 +277,18 @@ class ModelHost:
         """Derive every tier, build its candidate runners (torch with the calibrated kernels,
         onnxruntime on the masked and on the compacted network, each export reused while
         current and checked against torch), time them, serve the fastest, and then report
-        ready. A candidate that fails is skipped; torch is always there."""
+        ready. A candidate that fails is skipped, and a tier with no candidate left is served
+        from the rate cache like any other rate; no failure keeps the others from being ready."""
         try:
             folder = self._tier_folder()
             for name, rate in self.settings.tiers.items():
                 key = cache_key(rate, self.settings.tier_mode)
                 self.tier_names[key] = name
-                net, info = self.index.derive(key[0] / 1000, key[1])
-                candidates = [Served(self._runner(net, info), info, key)]
-                if self.settings.onnx_tiers:
-                    runners = self._onnx_tiers(folder, name, net, key)
-                    candidates += [Served(runner, info, key) for runner in runners]
-                served = self._fastest(candidates)
+                try:
+                    served = self._prepare_tier(folder, name, key)
+                except Exception:
+                    log.exception("tier %s could not be prepared; the rate cache serves it", name)
+                    continue
                 self.tiers[key] = served
                 self.record_observed(served)
             self._measure_rates()
@@ -296,24 +296,44 @@ class ModelHost:
             log.exception("tier preparation failed; tiers fall back to the rate cache")
         self.ready.set()
 
+    def _prepare_tier(self, folder: Path, name: str, key: Key) -> Served:
+        net, info = self.index.derive(key[0] / 1000, key[1])
+        runners: list[Runner] = []
+        try:
+            runners.append(self._runner(net, info))
+        except Exception:
+            log.exception("tier %s: torch kernels failed; trying plain torch", name)
+            runners.append(TorchRunner(net))
+        if self.settings.onnx_tiers and self.settings.tier_backend != "torch":
+            runners += self._onnx_tiers(folder, name, net, key)
+        return self._fastest([Served(runner, info, key) for runner in runners])
+
     def _fastest(self, candidates: list[Served]) -> Served:
-        """Time each candidate; keep the one `tier_backend` asks for, or the fastest at batch
-        `tier_batch`. Every candidate's timings are kept for the tier table."""
+        """Time each candidate (one that fails is dropped); keep the fastest, at batch
+        `tier_batch`, of those `tier_backend` allows. Every timing is kept for the tier table."""
         wanted = self.settings.tier_backend
         timings: dict[str, dict[str, float]] = {}
         best: tuple[float, Served] | None = None
         for served in candidates:
-            self._warm(served)
-            latency = self.calibrated[served.key]
-            timings[served.runner.backend] = latency
-            if wanted != "fastest" and not served.runner.backend.startswith(wanted):
+            backend = served.runner.backend
+            try:
+                timings[backend] = self._time(served.runner)
+            except Exception:
+                log.exception("tier candidate %s failed when run; dropped", backend)
                 continue
-            ms = _compute_ms(latency, self.settings.tier_batch) or math.inf
+            if wanted != "fastest" and not backend.startswith(wanted):
+                continue
+            ms = _compute_ms(timings[backend], self.settings.tier_batch) or math.inf
             if best is None or ms < best[0]:
                 best = (ms, served)
-        chosen = best[1] if best else candidates[0]  # what was asked is missing: torch
-        self.calibrated[chosen.key] = timings[chosen.runner.backend]
+        if best is None:  # no candidate of the wanted backend ran: the fastest that did
+            ran = [s for s in candidates if s.runner.backend in timings]
+            if not ran:
+                raise RuntimeError("no candidate runner works")
+            best = (0.0, min(ran, key=lambda s: timings[s.runner.backend]["compute_batch1_p50"]))
+        chosen = best[1]
         self.backend_timings[chosen.key] = timings
+        self.calibrated[chosen.key] = timings[chosen.runner.backend]
         return chosen
 
     def _tier_folder(self) -> Path:
@@ -333,9 +353,12 @@ class ModelHost:
         """ONNX runners of a tier: the masked network, and the compacted one when compaction
         shrinks a matrix; any export that fails or disagrees with torch is left out."""
         modules: dict[str, torch.nn.Module] = {"": net}
-        compact = CompactGCN(net)
-        if compact.compacted:
-            modules["compact"] = compact
+        try:
+            compact = CompactGCN(net)
+            if compact.compacted:
+                modules["compact"] = compact
+        except Exception:
+            log.exception("tier %s: compaction failed; no compacted candidate", name)
         runners = []
         for variant, module in modules.items():
             stem = f"{name}.{variant}" if variant else name
@@ -365,36 +388,41 @@ class ModelHost:
             "opset": ONNX_OPSET,
         }
         current = path.is_file() and sidecar.is_file() and _read_json(sidecar) == stamp
-        if not current:
-            log.info("exporting tier %s (rate %.3f, %s) to %s", stem, key[0] / 1000, key[1], path)
-            export_onnx(module, path)
-            sidecar.write_text(json.dumps(stamp, indent=1) + "\n")
-        backend = "onnxruntime-compact" if compacted else "onnxruntime"
-        runner = OnnxRunner(path, self.settings.onnx_threads, backend)
-        probe = np.random.default_rng(0).standard_normal(
-            (4, self.num_joints, self.descriptor.feature_dim()), dtype=np.float32
-        )
-        diff = float(np.abs(runner(probe) - TorchRunner(net)(probe)).max())
-        if not diff <= ONNX_TOLERANCE:
-            log.error("tier %s: ONNX differs from torch by %g; not served", stem, diff)
-            return None
-        return runner
+        for attempt in ("reuse", "rebuild") if current else ("rebuild",):
+            if attempt == "rebuild":
+                log.info(
+                    "exporting tier %s (rate %.3f, %s) to %s", stem, key[0] / 1000, key[1], path
+                )
+                export_onnx(module, path)
+                sidecar.write_text(json.dumps(stamp, indent=1) + "\n")
+            backend = "onnxruntime-compact" if compacted else "onnxruntime"
+            runner = OnnxRunner(path, self.settings.onnx_threads, backend)
+            probe = np.random.default_rng(0).standard_normal(
+                (4, self.num_joints, self.descriptor.feature_dim()), dtype=np.float32
+            )
+            diff = float(np.abs(runner(probe) - TorchRunner(net)(probe)).max())
+            if diff <= ONNX_TOLERANCE:
+                return runner
+            # A reused export made by other code (same stamp) is rebuilt once.
+            log.warning("tier %s: ONNX differs from torch by %g (%s)", stem, diff, attempt)
+        log.error("tier %s: the fresh ONNX export differs from torch; not served", stem)
+        return None
 
-    def _warm(self, served: Served, repeats: int = 25) -> None:
-        """Run a network a few times, and record its median compute time at batch 1 and 32."""
+    def _time(self, runner: Runner, repeats: int = 25) -> dict[str, float]:
+        """Run a network a few times; its median compute time at batch 1 and 32."""
         latency: dict[str, float] = {}
         for batch in (1, 32):
             x = np.zeros((batch, self.num_joints, self.descriptor.feature_dim()), np.float32)
-            seconds = median_seconds(lambda x=x: served.runner(x), repeats)
+            seconds = median_seconds(lambda x=x: runner(x), repeats)
             latency[f"compute_batch{batch}_p50"] = round(seconds * 1e3, 4)
-        self.calibrated[served.key] = latency
+        return latency
 
     def _measure_rates(self) -> None:
         """Time every rate of the tier table that is not a tier, as it would be served."""
         for row in self.rate_table(live=False):
             key = cache_key(row["rate"], "prior")
             if key not in self.calibrated:
-                self._warm(self._derive(key), repeats=10)
+                self.calibrated[key] = self._time(self._derive(key).runner, repeats=10)
 
     def tier_of(self, key: Key) -> str | None:
         """The tier whose prepared network serves this key, if any."""

@@ -8,6 +8,8 @@ from typing import Literal
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from mrmp.runtime import MEMORY_DENSITY
+
 DEFAULT_MODEL = Path(__file__).resolve().parent.parent / "model_store" / "sbu-mrmp"
 
 
@@ -31,23 +33,32 @@ class Settings(BaseSettings):
     tier_dir: Path | None = Field(
         None, description="where ONNX tiers are written (default: <model_path>/tiers)"
     )
-    onnx_tiers: bool = Field(True, description="serve the tiers with onnxruntime")
+    onnx_tiers: bool = Field(
+        True, description="export the tiers to ONNX and time onnxruntime among their candidates"
+    )
     memory_density: float = Field(
-        0.125,
+        MEMORY_DENSITY,
         ge=0,
         le=1,
         description="matrices at or below this kept density are held sparse (CSR) even where "
         "dense kernels are a little faster, so a cached network's memory follows its kept "
-        "weights; 0: by speed alone",
+        "weights; 0: by speed alone (no effect without sparse_kernels)",
     )
     tier_backend: Literal["fastest", "onnxruntime", "torch"] = Field(
         "fastest",
         description="what serves a tier: the fastest candidate measured at start-up, or the "
         "named backend (onnxruntime: the faster of the masked and the compacted export)",
     )
-    tier_batch: int = Field(1, ge=1, description="the batch size tier candidates are timed at")
+    tier_batch: int = Field(
+        1,
+        ge=1,
+        description="the batch size tier candidates are compared at (timed at 1 and 32, "
+        "interpolated between)",
+    )
     sparse_kernels: bool = Field(
-        True, description="run very sparse matrices as CSR where calibration shows it is faster"
+        True,
+        description="hold and run sparse matrices as CSR (where calibration shows it is "
+        "faster, or at or below memory_density); off: every network runs dense",
     )
 
     degrade_in_flight: int = Field(
@@ -81,6 +92,12 @@ class Settings(BaseSettings):
         if v not in ("prior", "exact"):
             raise ValueError(f"tier_mode must be prior or exact, got {v!r}")
         return v
+
+    @model_validator(mode="after")
+    def _onnx_backend_needs_onnx_tiers(self) -> Settings:
+        if self.tier_backend == "onnxruntime" and not self.onnx_tiers:
+            raise ValueError("tier_backend onnxruntime needs onnx_tiers on")
+        return self
 
     @model_validator(mode="after")
     def _named_tiers_exist(self) -> Settings:

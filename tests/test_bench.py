@@ -44,6 +44,7 @@ def test_http_drives_every_scenario_without_errors(results):
 
 def test_report_renders_the_results(results, tmp_path):
     out, c, h = results
+    h = json.loads(json.dumps(h))  # a copy: the fixture is shared
     md = tmp_path / "benchmarks.md"
     # The report states targets at 16 connections: reuse the 1-connection run for them.
     h["scenarios"] = {n: {**by_c, "16": by_c["1"]} for n, by_c in h["scenarios"].items()}

@@ -1,6 +1,9 @@
 """The reproduction's results file has the issue's shape, and its table and plots are written."""
 
 import json
+from dataclasses import replace
+
+import pytest
 
 from mrmp.evaluate import RATE_GRID, rate_key
 from mrmp.reproduce import ReproConfig, Reproduction
@@ -34,3 +37,10 @@ def test_results_shape_table_and_plots(tmp_path):
     assert "| **0.98** |" in table and "| 0.93 (unseen) |" in table
     for plot in ("synthetic-sbu_accuracy.png", "synthetic-sbu_observed_rate.png"):
         assert (tmp_path / "out" / plot).stat().st_size > 1000
+    # The units record how MRMP drew its rates; aggregating them as the other way is refused.
+    assert results["mrmp_top_rate_every_step"] is True
+    unit = json.loads((cfg.work / "mrmp" / "gaussian" / "fold0.json").read_text())
+    assert unit["top_rate_every_step"] is True
+    other = Reproduction(replace(cfg, top_rate_every_step=False), log=lambda _: None)
+    with pytest.raises(ValueError, match="--top-rate-every-step"):
+        other.aggregate(tmp_path / "other")

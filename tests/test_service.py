@@ -246,6 +246,37 @@ def test_tiers_are_exported_once_and_rebuilt_when_weights_change(synthetic_store
     sess = onnxruntime.InferenceSession(str(onnx), providers=["CPUExecutionProvider"])
     assert [i.name for i in sess.get_inputs()] == ["x"]
 
+    # An export whose stamp says current but that answers differently is rebuilt once.
+    (tmp_path / "tiers" / "accurate.onnx").replace(onnx)
+    with ready_client(synthetic_store, tmp_path, tier_backend="onnxruntime") as c:
+        fast = classify(c, tier="fast").json()
+    assert fast["backend"].startswith("onnxruntime") and fast["tier"] == "fast"
+    assert onnx.stat().st_mtime_ns != first
+
+
+def test_a_failing_candidate_is_dropped_and_the_other_tiers_go_on(
+    synthetic_store, tmp_path, monkeypatch
+):
+    real = OnnxRunner.__call__
+
+    def fails_at_batch_32(self, x):
+        if len(x) == 32:
+            raise RuntimeError("simulated onnxruntime failure")
+        return real(self, x)
+
+    monkeypatch.setattr(OnnxRunner, "__call__", fails_at_batch_32)
+    with ready_client(synthetic_store, tmp_path, tier_backend="onnxruntime") as c:
+        rows = [r for r in c.get("/v1/rates").json()["rates"] if r["tier"]]
+        answers = [classify(c, tier=t).json() for t in ("accurate", "balanced", "fast")]
+    assert len(rows) == 3 and all(r["backend"].startswith("torch") for r in rows)
+    assert all(not any(b.startswith("onnx") for b in r["candidates_ms"]) for r in rows)
+    assert [a["tier"] for a in answers] == ["accurate", "balanced", "fast"]
+
+
+def test_forcing_onnxruntime_without_onnx_tiers_is_refused(synthetic_store):
+    with pytest.raises(ValueError, match="needs onnx_tiers"):
+        Settings(model_path=synthetic_store, tier_backend="onnxruntime", onnx_tiers=False)
+
 
 # -- V2 ----------------------------------------------------------------------------------------
 

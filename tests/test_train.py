@@ -27,6 +27,13 @@ def test_sandwich_rule_trains_the_top_rate_every_step(small_model, top):
     assert (with_top == 200) if top else (60 < with_top < 140)  # else about half the steps
 
 
+def test_sandwich_rule_needs_two_rates_per_step(small_model):
+    cfg = TrainConfig(rates=(0.0, 0.5, 0.9, 0.98), rates_per_step=1, always_top_rate=True)
+    gen = torch.Generator().manual_seed(0)
+    drawn = {round(step_gates(small_model, cfg, 0.5, gen)[0].a, 3) for _ in range(100)}
+    assert len(drawn) > 1  # one rate per step: drawn at random, not always the top one
+
+
 def _fit(synthetic, method, epochs, **kw):
     xtr, ytr, xte, yte = synthetic.split(0)
     model = build_model(synthetic, ModelSpec(prior="gaussian", arch={"hidden": 64}))
