@@ -260,14 +260,9 @@ class Reproduction:
             runs = [self._done(f"mrmp/{prior}/fold{f}") for f in self.folds]
             for f, unit in zip(self.folds, runs, strict=True):
                 # Units made before the option existed drew every rate at random.
-                if unit is not None and unit.get("top_rate_every_step", False) != (
-                    self.cfg.top_rate_every_step
-                ):
-                    flag = (
-                        "--top-rate-every-step"
-                        if unit.get("top_rate_every_step")
-                        else ("--no-top-rate-every-step")
-                    )
+                top = unit.get("top_rate_every_step", False) if unit is not None else None
+                if top is not None and top != self.cfg.top_rate_every_step:
+                    flag = "--top-rate-every-step" if top else "--no-top-rate-every-step"
                     raise ValueError(
                         f"{self.cfg.work}/mrmp/{prior}/fold{f}.json was trained with a different "
                         f"top_rate_every_step: aggregate with {flag}, or retrain it"

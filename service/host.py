@@ -310,28 +310,25 @@ class ModelHost:
 
     def _fastest(self, candidates: list[Served]) -> Served:
         """Time each candidate (one that fails is dropped); keep the fastest, at batch
-        `tier_batch`, of those `tier_backend` allows. Every timing is kept for the tier table."""
-        wanted = self.settings.tier_backend
+        `tier_batch`, of those `tier_backend` allows (of all that ran, when none of those did).
+        Every timing is kept for the tier table."""
         timings: dict[str, dict[str, float]] = {}
-        best: tuple[float, Served] | None = None
+        ran: list[Served] = []
         for served in candidates:
-            backend = served.runner.backend
             try:
-                timings[backend] = self._time(served.runner)
+                timings[served.runner.backend] = self._time(served.runner)
             except Exception:
-                log.exception("tier candidate %s failed when run; dropped", backend)
+                log.exception("tier candidate %s failed when run; dropped", served.runner.backend)
                 continue
-            if wanted != "fastest" and not backend.startswith(wanted):
-                continue
-            ms = _compute_ms(timings[backend], self.settings.tier_batch) or math.inf
-            if best is None or ms < best[0]:
-                best = (ms, served)
-        if best is None:  # no candidate of the wanted backend ran: the fastest that did
-            ran = [s for s in candidates if s.runner.backend in timings]
-            if not ran:
-                raise RuntimeError("no candidate runner works")
-            best = (0.0, min(ran, key=lambda s: timings[s.runner.backend]["compute_batch1_p50"]))
-        chosen = best[1]
+            ran.append(served)
+        if not ran:
+            raise RuntimeError("no candidate runner works")
+        wanted = self.settings.tier_backend
+        allowed = [s for s in ran if wanted == "fastest" or s.runner.backend.startswith(wanted)]
+        chosen = min(
+            allowed or ran,
+            key=lambda s: _compute_ms(timings[s.runner.backend], self.settings.tier_batch),
+        )
         self.backend_timings[chosen.key] = timings
         self.calibrated[chosen.key] = timings[chosen.runner.backend]
         return chosen
@@ -388,6 +385,11 @@ class ModelHost:
             "opset": ONNX_OPSET,
         }
         current = path.is_file() and sidecar.is_file() and _read_json(sidecar) == stamp
+        probe = np.random.default_rng(0).standard_normal(
+            (4, self.num_joints, self.descriptor.feature_dim()), dtype=np.float32
+        )
+        expected = TorchRunner(net)(probe)
+        backend = "onnxruntime-compact" if compacted else "onnxruntime"
         for attempt in ("reuse", "rebuild") if current else ("rebuild",):
             if attempt == "rebuild":
                 log.info(
@@ -395,12 +397,8 @@ class ModelHost:
                 )
                 export_onnx(module, path)
                 sidecar.write_text(json.dumps(stamp, indent=1) + "\n")
-            backend = "onnxruntime-compact" if compacted else "onnxruntime"
             runner = OnnxRunner(path, self.settings.onnx_threads, backend)
-            probe = np.random.default_rng(0).standard_normal(
-                (4, self.num_joints, self.descriptor.feature_dim()), dtype=np.float32
-            )
-            diff = float(np.abs(runner(probe) - TorchRunner(net)(probe)).max())
+            diff = float(np.abs(runner(probe) - expected).max())
             if diff <= ONNX_TOLERANCE:
                 return runner
             # A reused export made by other code (same stamp) is rebuilt once.
