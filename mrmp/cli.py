@@ -183,6 +183,9 @@ def reproduce_cmd(
     srmp_rates: Annotated[
         str | None, typer.Option(help="comma-separated SRMP rates to train (to split a run)")
     ] = None,
+    mrmp_priors: Annotated[
+        str | None, typer.Option(help="comma-separated MRMP priors to train (to split a run)")
+    ] = None,
     aggregate_only: Annotated[bool, typer.Option(help="only rebuild JSON and plots")] = False,
     rate_jitter: Annotated[bool, typer.Option(help="stratified rate jitter in MRMP")] = True,
     top_rate_every_step: Annotated[
@@ -208,10 +211,19 @@ def reproduce_cmd(
         top_rate_every_step=top_rate_every_step,
         folds=tuple(int(f) for f in folds.split(",")) if folds else None,
         srmp_rates=_rates(srmp_rates, PAPER_RATES) if srmp_rates else None,
+        mrmp_priors=tuple(mrmp_priors.split(",")) if mrmp_priors else None,
         # A split run records the command of the whole run: the splits do not change results.
         command=_command_line(
             ctx,
-            skip=("aggregate_only", "threads", "data_dir", "folds", "stages", "srmp_rates"),
+            skip=(
+                "aggregate_only",
+                "threads",
+                "data_dir",
+                "folds",
+                "stages",
+                "srmp_rates",
+                "mrmp_priors",
+            ),
         ),
         data_dir=data_dir,
     )
@@ -219,13 +231,15 @@ def reproduce_cmd(
         valid = protocol(dataset)["test_folds"]
         if not set(cfg.folds) <= set(valid):
             raise typer.BadParameter(f"folds for {dataset} are {valid}")
+    if cfg.mrmp_priors is not None and not set(cfg.mrmp_priors) <= set(cfg.priors):
+        raise typer.BadParameter(f"priors are {', '.join(cfg.priors)}")
     chosen = tuple(stages.split(",")) if stages else STAGES
     if not set(chosen) <= set(STAGES):
         raise typer.BadParameter(f"stages are {', '.join(STAGES)}")
     repro = Reproduction(cfg, log=typer.echo)
     if not aggregate_only:
         repro.run(chosen)
-        if folds or stages or srmp_rates:
+        if folds or stages or srmp_rates or mrmp_priors:
             typer.echo("part of the run is done; aggregate with --aggregate-only when all is")
             return
     try:

@@ -53,6 +53,9 @@ class ReproConfig:
     rate_jitter: bool = True
     top_rate_every_step: bool = True
     priors: tuple[str, ...] = tuple(PRIORS)
+    # MRMP priors to train in this run (None: all of `priors`); to split a run across processes.
+    # The SRMP prior is still chosen among all of `priors`.
+    mrmp_priors: tuple[str, ...] | None = None
     folds: tuple[int, ...] | None = None
     srmp_prior: str = "auto"
     # SRMP rates to train in this run (None: all seen rates); to split a run across processes.
@@ -197,7 +200,7 @@ class Reproduction:
             if "dense" in stages:
                 self._dense(fold)
             if "mrmp" in stages:
-                for prior in self.cfg.priors:
+                for prior in self.cfg.mrmp_priors or self.cfg.priors:
                     self._mrmp(prior, fold)
         if "srmp" in stages:
             best = self.best_prior()

@@ -44,3 +44,15 @@ def test_results_shape_table_and_plots(tmp_path):
     other = Reproduction(replace(cfg, top_rate_every_step=False), log=lambda _: None)
     with pytest.raises(ValueError, match="--top-rate-every-step"):
         other.aggregate(tmp_path / "other")
+
+
+def test_mrmp_priors_split_trains_only_those(tmp_path):
+    cfg = ReproConfig(
+        dataset="synthetic-sbu",
+        work=tmp_path / "units",
+        epochs=1,
+        priors=("gaussian", "uniform"),
+        mrmp_priors=("uniform",),
+    )
+    Reproduction(cfg, log=lambda _: None).run(("mrmp",))
+    assert sorted(p.name for p in (cfg.work / "mrmp").iterdir()) == ["uniform"]
