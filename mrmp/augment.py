@@ -2,7 +2,9 @@
 
 Both transforms act on descriptors directly, which is exact: every descriptor block is a list
 of xyz triples in a frame centred on the skeleton's mean point, so a rotation about that point
-or a relabelling of the persons commutes with the descriptor.
+or a relabelling of the persons commutes with the descriptor. The one block that does not turn
+with the skeleton, positions in a local frame (DescriptorConfig.local_frame), comes last and
+is left as it is.
 """
 
 from __future__ import annotations
@@ -21,11 +23,13 @@ from mrmp.train import Augment
 class AugmentConfig:
     """swap_persons: exchange the persons' joints in half the samples (SBU's labels name the
     interaction, not who acts); rotate_degrees: rotate each sample about the vertical axis by
-    an angle drawn uniformly in +-rotate_degrees."""
+    an angle drawn uniformly in +-rotate_degrees; all_axes: rotate about each of the three
+    axes in turn instead (a hand seen from a head-mounted camera has no fixed vertical)."""
 
     swap_persons: bool = False
     rotate_degrees: float = 0.0
     vertical_axis: int = 1
+    all_axes: bool = False
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -42,26 +46,41 @@ def person_swap(layout: Layout) -> Tensor:
     return torch.tensor(order)
 
 
-def make_augment(config: AugmentConfig, layout: Layout) -> Augment | None:
+def rotations(axes: list[int], limit: float, b: int, gen: torch.Generator) -> Tensor:
+    """(b, 3, 3) products of rotations about `axes` in turn, each by an angle in +-limit."""
+    rot = torch.eye(3).repeat(b, 1, 1)
+    for axis in axes:
+        theta = (torch.rand(b, generator=gen) * 2 - 1) * limit
+        c, s = torch.cos(theta), torch.sin(theta)
+        i, k = [a for a in range(3) if a != axis]
+        step = torch.eye(3).repeat(b, 1, 1)
+        step[:, i, i], step[:, i, k], step[:, k, i], step[:, k, k] = c, -s, s, c
+        rot = rot @ step
+    return rot
+
+
+def make_augment(
+    config: AugmentConfig, layout: Layout, rotating_features: int | None = None
+) -> Augment | None:
+    """The augmentation of `config`; only the first `rotating_features` features of each node
+    (all by default) are xyz triples that a rotation turns."""
     if not config.active:
         return None
     swap = person_swap(layout) if config.swap_persons and layout.persons > 1 else None
-    axes = [a for a in range(3) if a != config.vertical_axis]
+    axes = [0, 1, 2] if config.all_axes else [config.vertical_axis]
     limit = math.radians(config.rotate_degrees)
 
     def augment(x: Tensor, gen: torch.Generator) -> Tensor:
-        b = x.shape[0]
+        b, j, f = x.shape
         if swap is not None:
             flip = torch.rand(b, generator=gen) < 0.5
             x = torch.where(flip[:, None, None], x[:, swap], x)
         if limit > 0:
-            theta = (torch.rand(b, generator=gen) * 2 - 1) * limit
-            c, s = torch.cos(theta), torch.sin(theta)
-            rot = torch.eye(3).repeat(b, 1, 1)
-            i, k = axes
-            rot[:, i, i], rot[:, i, k], rot[:, k, i], rot[:, k, k] = c, -s, s, c
-            triples = x.reshape(b, x.shape[1], -1, 3)
-            x = torch.einsum("bjmc,bdc->bjmd", triples, rot).reshape(x.shape)
+            rot = rotations(axes, limit, b, gen)
+            n = f if rotating_features is None else rotating_features
+            triples = x[..., :n].reshape(b, j, -1, 3)
+            turned = torch.einsum("bjmc,bdc->bjmd", triples, rot).reshape(b, j, n)
+            x = torch.cat([turned, x[..., n:]], dim=-1) if n < f else turned
         return x
 
     return augment

@@ -111,6 +111,15 @@ class ModelHost:
         except (TypeError, ValueError) as e:
             path = Path(settings.model_path) / "manifest.json"
             raise StoreError(f"{path}: bad descriptor or rate_range ({e})") from None
+        config = self.model.config
+        d = self.descriptor
+        joints = [j for j in (d.root_joint, *(d.local_frame or ())) if j is not None]
+        if d.feature_dim() != config.in_features or any(j >= config.num_joints for j in joints):
+            path = Path(settings.model_path) / "manifest.json"
+            raise StoreError(
+                f"{path}: descriptor {d.to_dict()} does not fit the model "
+                f"({config.num_joints} joints, {config.in_features} features each)"
+            )
         self.name: str = m["name"]
         self.version: str = m["version"]
         self.class_names: list[str] = list(m["class_names"])

@@ -3,7 +3,7 @@
 import numpy as np
 import torch
 
-from mrmp.augment import AugmentConfig, make_augment, person_swap
+from mrmp.augment import AugmentConfig, make_augment, person_swap, rotations
 from mrmp.skeleton import SBU_LAYOUT, DescriptorConfig, describe, make_synthetic
 
 
@@ -41,6 +41,20 @@ def test_rotation_on_descriptors_equals_describing_rotated_skeletons():
         c, si = np.cos(t), np.sin(t)
         rot = np.array([[c, 0, -si], [0, 1, 0], [si, 0, c]])  # about y, the vertical axis
         np.testing.assert_allclose(describe(s @ rot.T, cfg), got.numpy(), atol=1e-5)
+
+
+def test_all_axes_rotation_with_local_frame_equals_describing_rotated_skeletons():
+    # The positional blocks turn with the skeleton; the local-frame block, last, does not.
+    cfg = DescriptorConfig(chunks=3, root_joint=0, local_frame=(0, 1, 2))
+    seqs = _sequences()
+    x = torch.from_numpy(np.stack([describe(s, cfg) for s in seqs]))
+    config = AugmentConfig(rotate_degrees=60, all_axes=True)
+    augment = make_augment(config, SBU_LAYOUT, rotating_features=cfg.rotating_features())
+    out = augment(x, torch.Generator().manual_seed(5))
+    rot = rotations([0, 1, 2], np.radians(60), len(seqs), torch.Generator().manual_seed(5))
+    assert not torch.allclose(rot[0], rot[1])
+    for s, r, got in zip(seqs, rot.numpy(), out, strict=True):
+        np.testing.assert_allclose(describe(s @ r.T, cfg), got.numpy(), atol=1e-5)
 
 
 def test_axis_scale_is_applied_before_normalizing():

@@ -190,6 +190,21 @@ def test_corrupt_store_is_refused_at_start_naming_the_file(synthetic_store, tmp_
         create_app(Settings(model_path=bad))
 
 
+@pytest.mark.parametrize(
+    "descriptor", [{"chunks": 5}, {"chunks": 4, "root_joint": 30}, {"local_frame": [0, 1, 2]}]
+)
+def test_descriptor_that_does_not_fit_the_model_is_refused(synthetic_store, tmp_path, descriptor):
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    for f in synthetic_store.glob("*.*"):
+        (bad / f.name).write_bytes(f.read_bytes())
+    manifest = json.loads((bad / "manifest.json").read_text())
+    manifest["descriptor"] = {**manifest["descriptor"], **descriptor}
+    (bad / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(StoreError, match=r"manifest\.json: descriptor .* does not fit the model"):
+        create_app(Settings(model_path=bad))
+
+
 def test_tier_outside_the_model_range_is_refused(synthetic_store):
     with pytest.raises(ValueError, match="outside the model's range"):
         create_app(

@@ -120,6 +120,39 @@ def test_descriptor_translation_and_scale_invariance() -> None:
     np.testing.assert_allclose(moved, base, rtol=1e-5, atol=1e-5)
 
 
+def _random_rotation(seed: int) -> np.ndarray:
+    q, r = np.linalg.qr(np.random.default_rng(seed).normal(size=(3, 3)))
+    q = q * np.sign(np.diag(r))
+    return q if np.linalg.det(q) > 0 else -q
+
+
+def test_local_frame_block() -> None:
+    cfg = DescriptorConfig(chunks=2, local_frame=(0, 1, 2))
+    assert cfg.feature_dim() == 12 and cfg.rotating_features() == 6
+    assert DescriptorConfig.from_dict(cfg.to_dict()) == cfg
+    x = _tiny()
+    d = describe(x, cfg)
+    # The first block is the plain descriptor; the local block is, per frame, the joints in
+    # the frame (origin joint 0, first axis to joint 1, second axis towards joint 2).
+    np.testing.assert_allclose(d[:, :6], describe(x, DescriptorConfig(chunks=2)), atol=1e-6)
+    rel = x - x[:, :1]
+    u = rel[:, 1] / np.linalg.norm(rel[:, 1], axis=-1, keepdims=True)
+    v = rel[:, 2] - (rel[:, 2] * u).sum(-1, keepdims=True) * u
+    v = v / np.linalg.norm(v, axis=-1, keepdims=True)
+    local = np.stack([(rel * a[:, None]).sum(-1) for a in (u, v, np.cross(u, v))], axis=-1)
+    rms = np.sqrt(np.mean(np.sum((x - x.mean(axis=(0, 1))) ** 2, axis=-1)))
+    expect = np.concatenate([local[:5].mean(0), local[5:].mean(0)], axis=1) / rms
+    np.testing.assert_allclose(d[:, 6:], expect, atol=1e-5)
+    # It does not change when the whole skeleton turns (and moves, and is scaled).
+    turned = describe(2.5 * x @ _random_rotation(0).T + np.array([4.0, -1.0, 9.0]), cfg)
+    np.testing.assert_allclose(turned[:, 6:], d[:, 6:], atol=1e-5)
+    for bad in ((0, 1), (0, 0, 1), (0, 1, -2), (0, 1, True)):
+        with pytest.raises(ValueError, match="local_frame"):
+            DescriptorConfig(local_frame=bad)
+    with pytest.raises(SkeletonError, match="local frame"):
+        describe(x, DescriptorConfig(local_frame=(0, 1, 7)))
+
+
 def test_descriptor_matches_hand_computation() -> None:
     x = _tiny()  # T=10, M=4: chunks are frames [0,1], [2,3,4], [5,6], [7,8,9]
     c = x - x.mean(axis=(0, 1))

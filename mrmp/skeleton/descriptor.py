@@ -25,12 +25,18 @@ class DescriptorConfig:
     root_joint: also append each chunk's mean position relative to that joint in the same frame
     (the shape of a hand about its wrist, say), a named option beyond the author's descriptor;
     axis_scale: multiply x, y, z by these factors first, to undo a per-axis normalization of
-    the sensor's coordinates (SBU's files divide x, y and z by different ranges)."""
+    the sensor's coordinates (SBU's files divide x, y and z by different ranges);
+    local_frame: joints (origin, a, b) defining a frame that moves with the body, e.g. the
+    palm (wrist, index and little-finger knuckles): origin at `origin`, first axis towards
+    `a`, second axis towards `b` made orthogonal to it, third their cross product. Also
+    append each chunk's mean position of every joint in that frame, per frame: a shape
+    descriptor that the sensor's viewpoint and the body's orientation do not change."""
 
     chunks: int = 4
     velocity: bool = False
     root_joint: int | None = None
     axis_scale: tuple[float, float, float] | None = None
+    local_frame: tuple[int, int, int] | None = None
 
     def __post_init__(self) -> None:
         if isinstance(self.chunks, bool) or not isinstance(self.chunks, int) or self.chunks < 1:
@@ -48,10 +54,27 @@ class DescriptorConfig:
             if len(scale) != 3 or not all(np.isfinite(v) and v != 0 for v in scale):
                 raise ValueError(f"axis_scale must be 3 finite non-zero factors, got {scale!r}")
             object.__setattr__(self, "axis_scale", scale)  # JSON lists become tuples
+        if self.local_frame is not None:
+            frame = tuple(self.local_frame)
+            if (
+                len(frame) != 3
+                or any(isinstance(j, bool) or not isinstance(j, int) or j < 0 for j in frame)
+                or len(set(frame)) != 3
+            ):
+                raise ValueError(
+                    f"local_frame must be 3 distinct joint indices, got {self.local_frame!r}"
+                )
+            object.__setattr__(self, "local_frame", frame)
 
     def feature_dim(self) -> int:
         """Features per node: 3*chunks for positions, as many again for each option."""
-        return 3 * self.chunks * (1 + self.velocity + (self.root_joint is not None))
+        options = self.velocity + (self.root_joint is not None) + (self.local_frame is not None)
+        return 3 * self.chunks * (1 + options)
+
+    def rotating_features(self) -> int:
+        """How many leading features turn with the skeleton (xyz triples in the sensor's
+        frame); the local-frame block, last, does not."""
+        return self.feature_dim() - 3 * self.chunks * (self.local_frame is not None)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -121,6 +144,19 @@ def _centre_and_scale(x: np.ndarray) -> tuple[np.ndarray, float]:
     return centre, float(np.sqrt(max(var, 0.0)))
 
 
+def _in_local_frame(x: np.ndarray, frame: tuple[int, int, int]) -> np.ndarray:
+    """(T, J, 3) coordinates of every joint in the per-frame frame given by joints
+    (origin, a, b); a degenerate frame (a on the origin, b on that axis) gives zeros."""
+    o, a, b = frame
+    rel = x - x[:, o : o + 1]
+    u = rel[:, a]
+    u = u / np.maximum(np.linalg.norm(u, axis=-1, keepdims=True), _EPS)
+    v = rel[:, b] - (rel[:, b] * u).sum(-1, keepdims=True) * u
+    v = v / np.maximum(np.linalg.norm(v, axis=-1, keepdims=True), _EPS)
+    axes = np.stack([u, v, np.cross(u, v)], axis=1)  # (T, 3 axes, 3)
+    return np.einsum("tjc,tdc->tjd", rel, axes)
+
+
 def describe(
     sequence: Any, config: DescriptorConfig | None = None, num_joints: int | None = None
 ) -> np.ndarray:
@@ -129,7 +165,9 @@ def describe(
     Centres on the mean of all points, divides by their RMS distance from it (unless ~0), then
     takes each of `config.chunks` equal temporal chunks' mean position. Features per joint are
     [chunk0 xyz, chunk1 xyz, ...], followed with `velocity` by the same layout of per-chunk mean
-    per-frame displacement (np.gradient over time, normalized likewise; zero for one frame).
+    per-frame displacement (np.gradient over time, normalized likewise; zero for one frame),
+    with `root_joint` by positions relative to that joint, with `local_frame` by positions in
+    that moving frame.
     """
     config = config or DescriptorConfig()
     x = _validate(sequence, num_joints)
@@ -153,6 +191,12 @@ def describe(
                 raise SkeletonError(f"root joint {config.root_joint} is not among {J} joints")
             r = config.root_joint
             parts.append((sums - sums[:, r : r + 1]) * inv)
+        if config.local_frame is not None:
+            if max(config.local_frame) >= J:
+                raise SkeletonError(f"local frame {config.local_frame} is not among {J} joints")
+            parts.append(
+                np.add.reduceat(_in_local_frame(x, config.local_frame), start, axis=0) * inv
+            )
         # (M, J, 3) blocks -> (J, M*3) each, concatenated along features.
         blocks = [p.transpose(1, 0, 2).reshape(J, -1) for p in parts]
         out = np.concatenate(blocks, axis=1).astype(np.float32)

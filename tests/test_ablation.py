@@ -1,0 +1,34 @@
+"""`mrmp ablate`: every variant x seed x fold is run once, summarized, and resumed."""
+
+import json
+
+import pytest
+
+from mrmp import ablation
+
+VARIANTS = {"synthetic-sbu": {"rotated": {"augment": {"rotate_degrees": 30.0}}, "plain": {}}}
+
+
+def test_ablate_runs_summarizes_and_resumes(tmp_path, monkeypatch):
+    monkeypatch.setattr(ablation, "VARIANTS", VARIANTS)
+    out = tmp_path / "ablation.json"
+    logged: list[str] = []
+    results = ablation.ablate("synthetic-sbu", out, (0, 1), 1, "cmd", log=logged.append)
+    assert len(results["runs"]) == 4 and len(logged) == 4
+    for name in ("rotated", "plain"):
+        v = results["variants"][name]
+        runs = [results["runs"][f"{name} | seed {s} | fold 0"] for s in (0, 1)]
+        assert v["per_seed"] == runs and v["mean"] == pytest.approx(sum(runs) / 2)
+    assert json.loads(out.read_text()) == results
+    # A second call finds every run done; another command's file is refused.
+    again = ablation.ablate("synthetic-sbu", out, (0, 1), 1, "cmd", log=logged.append)
+    assert len(logged) == 4 and again["variants"] == results["variants"]
+    with pytest.raises(ValueError, match="another command"):
+        ablation.ablate("synthetic-sbu", out, (0,), 2, "other", log=logged.append)
+    table = ablation.ablation_table(results)
+    assert table.count("\n") == 4 and "| rotated |" in table
+
+
+def test_ablate_unknown_dataset(tmp_path):
+    with pytest.raises(ValueError, match="no ablation"):
+        ablation.ablate("nope", tmp_path / "a.json", (0,), 1, "cmd")
