@@ -1,10 +1,11 @@
-"""Dense accuracy of the protocol's own choices, switched off one at a time.
+"""Dense accuracy of the protocol's own choices, added one after another.
 
 The descriptor and augmentation options a dataset's protocol uses are ours, not the author's
 (docs/method.md). This is the evidence behind them, by one command (`mrmp ablate`): each
 variant overrides part of the protocol, is trained dense on the protocol's folds for a few
 seeds, and is reported as the mean over folds per seed. Each run is saved as it ends, so an
-interrupted ablation resumes.
+interrupted ablation resumes; the file records every variant's resolved settings, and runs made
+under other settings are refused rather than reused.
 """
 
 from __future__ import annotations
@@ -19,10 +20,12 @@ from typing import Any
 from mrmp.augment import AugmentConfig
 from mrmp.evaluate import accuracy
 from mrmp.experiment import ModelSpec, build_model, fit, load_data, protocol, train_config
+from mrmp.reproduce import write_json
 from mrmp.skeleton import DescriptorConfig
 
 # Per dataset: variant name -> overrides of the protocol's descriptor, augmentation and batch.
-# The last variant of each is the protocol itself.
+# Cumulative, from the author's settings to the protocol; FPHA's last variant leaves one choice
+# out of the protocol, so both of its additions are measured alone and together.
 VARIANTS: dict[str, dict[str, dict[str, Any]]] = {
     "sbu": {
         "files' coordinates, no augmentation": {
@@ -44,24 +47,39 @@ VARIANTS: dict[str, dict[str, dict[str, Any]]] = {
         },
         "+ palm frame": {"augment": {"rotate_degrees": 0.0}},
         "+ rotations (protocol)": {},
+        "protocol without the palm frame": {"descriptor": {"local_frame": None}},
     },
 }
 
 
+class AblationError(ValueError):
+    """An ablation that cannot run: unknown dataset, or a results file of other settings."""
+
+
+def resolve(dataset: str, overrides: dict[str, Any]) -> dict[str, Any]:
+    """A variant's full settings: the protocol's, with its overrides applied."""
+    proto = protocol(dataset)
+    descriptor = replace(
+        proto.get("descriptor", DescriptorConfig()), **overrides.get("descriptor", {})
+    )
+    augment = replace(proto.get("augment", AugmentConfig()), **overrides.get("augment", {}))
+    return {
+        "descriptor": descriptor.to_dict(),
+        "augment": augment.to_dict(),
+        "batch_size": overrides.get("batch_size", proto["batch_size"]),
+    }
+
+
 def run_variant(
     dataset: str,
-    overrides: dict[str, Any],
+    settings: dict[str, Any],
     fold: int,
     seed: int,
     epochs: int,
     data_dir: str | None = None,
 ) -> float:
-    """Held-out dense accuracy of one variant on one fold."""
-    proto = protocol(dataset)
-    base = proto.get("descriptor", DescriptorConfig())
-    descriptor = replace(base, **overrides.get("descriptor", {}))
-    augment = replace(proto.get("augment", AugmentConfig()), **overrides.get("augment", {}))
-    data = load_data(dataset, descriptor, data_dir)
+    """Held-out dense accuracy of one variant (resolved settings) on one fold."""
+    data = load_data(dataset, DescriptorConfig.from_dict(settings["descriptor"]), data_dir)
     xtr, ytr, xte, yte = data.split(fold)
     model = build_model(data, ModelSpec(seed=seed))
     cfg = train_config(
@@ -69,8 +87,8 @@ def run_variant(
         method="dense",
         epochs=epochs,
         seed=seed,
-        augment=augment.to_dict(),
-        batch_size=overrides.get("batch_size", proto["batch_size"]),
+        augment=settings["augment"],
+        batch_size=settings["batch_size"],
     )
     fit(data, model, xtr, ytr, cfg, show_progress=False)
     return accuracy(model, xte, yte)
@@ -87,24 +105,33 @@ def ablate(
 ) -> dict[str, Any]:
     """Every variant x fold x seed (skipping those `out` already holds); returns the results."""
     if dataset not in VARIANTS:
-        raise ValueError(f"no ablation for {dataset!r}; known: {', '.join(VARIANTS)}")
+        raise AblationError(f"no ablation for {dataset!r}; known: {', '.join(VARIANTS)}")
+    # As JSON holds them (tuples become lists), to compare with a file's.
+    settings = json.loads(
+        json.dumps({name: resolve(dataset, o) for name, o in VARIANTS[dataset].items()})
+    )
     results: dict[str, Any] = json.loads(out.read_text()) if out.exists() else {}
-    if results and (results.get("epochs"), results.get("command")) != (epochs, command):
-        raise ValueError(f"{out} holds runs of another command: {results.get('command')!r}")
-    results.update(dataset=dataset, epochs=epochs, command=command)
+    if results:
+        held = (results.get("epochs"), results.get("settings"))
+        if held != (epochs, settings):
+            raise AblationError(
+                f"{out} holds runs of other settings (command {results.get('command')!r}); "
+                "move it away to start afresh"
+            )
+    results.pop("variants", None)  # the summary is rebuilt from the runs below
+    results.update(dataset=dataset, epochs=epochs, command=command, settings=settings)
     runs: dict[str, float] = results.setdefault("runs", {})
-    for name, overrides in VARIANTS[dataset].items():
+    for name in VARIANTS[dataset]:
         for seed in seeds:
             for fold in protocol(dataset)["test_folds"]:
                 key = f"{name} | seed {seed} | fold {fold}"
                 if key in runs:
                     continue
                 log(f"[ablate {dataset}] {key}")
-                runs[key] = run_variant(dataset, overrides, fold, seed, epochs, data_dir)
-                out.parent.mkdir(parents=True, exist_ok=True)
-                out.write_text(json.dumps(results, indent=1) + "\n")
+                runs[key] = run_variant(dataset, settings[name], fold, seed, epochs, data_dir)
+                write_json(out, results)
     results["variants"] = summarize(dataset, runs, seeds)
-    out.write_text(json.dumps(results, indent=1) + "\n")
+    write_json(out, results)
     return results
 
 

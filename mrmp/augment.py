@@ -1,10 +1,11 @@
 """Training-time augmentation of descriptors [ours; the author trains without augmentation].
 
-Both transforms act on descriptors directly, which is exact: every descriptor block is a list
+Both transforms act on descriptors directly, which is exact: the positional blocks are lists
 of xyz triples in a frame centred on the skeleton's mean point, so a rotation about that point
-or a relabelling of the persons commutes with the descriptor. The one block that does not turn
-with the skeleton, positions in a local frame (DescriptorConfig.local_frame), comes last and
-is left as it is.
+commutes with them, and the block that does not turn with the skeleton, positions in a local
+frame (DescriptorConfig.local_frame), comes last and is left as it is. Relabelling the persons
+commutes with a descriptor that measures nothing from given joints (no root_joint, no
+local_frame); with those, a swap is refused.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import Tensor
 
-from mrmp.skeleton import Layout
+from mrmp.skeleton import DescriptorConfig, Layout
 from mrmp.train import Augment
 
 
@@ -60,12 +61,19 @@ def rotations(axes: list[int], limit: float, b: int, gen: torch.Generator) -> Te
 
 
 def make_augment(
-    config: AugmentConfig, layout: Layout, rotating_features: int | None = None
+    config: AugmentConfig, layout: Layout, descriptor: DescriptorConfig | None = None
 ) -> Augment | None:
-    """The augmentation of `config`; only the first `rotating_features` features of each node
-    (all by default) are xyz triples that a rotation turns."""
+    """The augmentation of `config` for descriptors made with `descriptor` (None: every
+    feature is an xyz triple in the sensor's frame)."""
     if not config.active:
         return None
+    # Those blocks are measured from given joints, which a swap hands to the other person.
+    measured = descriptor is not None and (
+        descriptor.root_joint is not None or descriptor.local_frame is not None
+    )
+    if config.swap_persons and measured:
+        raise ValueError("swap_persons needs a descriptor without root_joint or local_frame")
+    rotating_features = None if descriptor is None else descriptor.rotating_features()
     swap = person_swap(layout) if config.swap_persons and layout.persons > 1 else None
     axes = [0, 1, 2] if config.all_axes else [config.vertical_axis]
     limit = math.radians(config.rotate_degrees)
@@ -78,6 +86,8 @@ def make_augment(
         if limit > 0:
             rot = rotations(axes, limit, b, gen)
             n = f if rotating_features is None else rotating_features
+            if n % 3 or n > f:
+                raise ValueError(f"{n} rotating features of {f} are not xyz triples")
             triples = x[..., :n].reshape(b, j, -1, 3)
             turned = torch.einsum("bjmc,bdc->bjmd", triples, rot).reshape(b, j, n)
             x = torch.cat([turned, x[..., n:]], dim=-1) if n < f else turned

@@ -232,11 +232,14 @@ def reproduce_cmd(
         valid = protocol(dataset)["test_folds"]
         if not set(cfg.folds) <= set(valid):
             raise typer.BadParameter(f"folds for {dataset} are {valid}")
-    if cfg.mrmp_priors is not None and not set(cfg.mrmp_priors) <= set(cfg.priors):
-        raise typer.BadParameter(f"priors are {', '.join(cfg.priors)}")
     chosen = tuple(stages.split(",")) if stages else STAGES
     if not set(chosen) <= set(STAGES):
         raise typer.BadParameter(f"stages are {', '.join(STAGES)}")
+    if cfg.mrmp_priors is not None:
+        if not set(cfg.mrmp_priors) <= set(cfg.priors):
+            raise typer.BadParameter(f"priors are {', '.join(cfg.priors)}")
+        if "srmp" in chosen:  # choosing the SRMP prior would train every other MRMP prior
+            raise typer.BadParameter("--mrmp-priors splits the mrmp stage: add --stages mrmp")
     repro = Reproduction(cfg, log=typer.echo)
     if not aggregate_only:
         repro.run(chosen)
@@ -263,12 +266,12 @@ def ablate_cmd(
 ) -> None:
     """Dense accuracy of the protocol's descriptor and augmentation choices, one switched off
     at a time (resumable): writes <out>/ablation_<dataset>.json and .md."""
-    from mrmp.ablation import ablate, ablation_table
+    from mrmp.ablation import AblationError, ablate, ablation_table
 
     if threads:
         torch.set_num_threads(threads)
     try:
-        seed_list = tuple(int(s) for s in seeds.split(","))
+        seed_list = tuple(sorted({int(s) for s in seeds.split(",")}))
     except ValueError:
         raise typer.BadParameter(f"seeds must be comma-separated integers, got {seeds!r}") from None
     try:
@@ -277,11 +280,11 @@ def ablate_cmd(
             out / f"ablation_{dataset}.json",
             seed_list,
             epochs,
-            _command_line(ctx, skip=("out", "threads", "data_dir")),
+            _command_line(ctx, skip=("threads", "data_dir")),
             data_dir,
             log=typer.echo,
         )
-    except ValueError as e:
+    except AblationError as e:
         typer.echo(f"mrmp ablate: {e}", err=True)
         raise typer.Exit(2) from None
     table = ablation_table(results)

@@ -105,11 +105,7 @@ def train_config(data: Data, **overrides: Any) -> TrainConfig:
 
 def fit(data: Data, model: LatentGCN, x: Tensor, y: Tensor, cfg: TrainConfig, **kw: Any) -> None:
     """`train` with the configuration's augmentation built for the dataset's layout."""
-    augment = make_augment(
-        AugmentConfig(**cfg.augment),
-        data.dataset.layout,
-        rotating_features=data.descriptor.rotating_features(),
-    )
+    augment = make_augment(AugmentConfig(**cfg.augment), data.dataset.layout, data.descriptor)
     train(model, x, y, cfg, augment=augment, **kw)
 
 

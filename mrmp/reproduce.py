@@ -65,7 +65,8 @@ class ReproConfig:
     data_dir: str | None = None
 
 
-def _write(path: Path, obj: Any) -> None:
+def write_json(path: Path, obj: Any) -> None:
+    """Write atomically (a temporary file, then a rename): an interrupt never leaves half."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps(obj, indent=1) + "\n")
@@ -92,7 +93,7 @@ class Reproduction:
             return json.loads(path.read_text())
         self.log(f"[{self.cfg.dataset}] {name}")
         result = run(self.cfg.work / f"{name}.ckpt")
-        _write(path, result)
+        write_json(path, result)
         (self.cfg.work / f"{name}.ckpt").unlink(missing_ok=True)
         return result
 
@@ -187,7 +188,7 @@ class Reproduction:
             ]
             scores[prior] = statistics.mean(accs)
         best = max(scores, key=scores.__getitem__)
-        _write(path, {"prior": best, "mean_seen_accuracy": scores})
+        write_json(path, {"prior": best, "mean_seen_accuracy": scores})
         return best
 
     def run(self, stages: tuple[str, ...] = STAGES) -> None:
@@ -200,7 +201,8 @@ class Reproduction:
             if "dense" in stages:
                 self._dense(fold)
             if "mrmp" in stages:
-                for prior in self.cfg.mrmp_priors or self.cfg.priors:
+                priors = self.cfg.priors if self.cfg.mrmp_priors is None else self.cfg.mrmp_priors
+                for prior in priors:
                     self._mrmp(prior, fold)
         if "srmp" in stages:
             best = self.best_prior()
@@ -291,7 +293,7 @@ class Reproduction:
                 for mode in ("prior", "exact")
             }
         out_dir.mkdir(parents=True, exist_ok=True)
-        _write(out_dir / f"{self.cfg.dataset}.json", results)
+        write_json(out_dir / f"{self.cfg.dataset}.json", results)
         if "dense" in results and results["mrmp"]:
             grid = {rate_key(r) for r in RATE_GRID}
             figure = {

@@ -34,7 +34,7 @@ from mrmp.runtime import (
     median_seconds,
     sparse_layers,
 )
-from mrmp.skeleton import DescriptorConfig
+from mrmp.skeleton import DescriptorConfig, SkeletonError
 from mrmp.store import StoreError, load_model
 from service.cache import CacheEvents, Key, RateCache, cache_key
 from service.metrics import Metrics
@@ -105,20 +105,22 @@ class ModelHost:
             else {}
         )
         m = self.manifest
+        manifest_path = Path(settings.model_path) / "manifest.json"
         try:
             self.descriptor = DescriptorConfig.from_dict(m["descriptor"])
             self.rate_min, self.rate_max = (float(v) for v in m["rate_range"])
         except (TypeError, ValueError) as e:
-            path = Path(settings.model_path) / "manifest.json"
-            raise StoreError(f"{path}: bad descriptor or rate_range ({e})") from None
+            raise StoreError(f"{manifest_path}: bad descriptor or rate_range ({e})") from None
         config = self.model.config
-        d = self.descriptor
-        joints = [j for j in (d.root_joint, *(d.local_frame or ())) if j is not None]
-        if d.feature_dim() != config.in_features or any(j >= config.num_joints for j in joints):
-            path = Path(settings.model_path) / "manifest.json"
+        try:
+            self.descriptor.check_joints(config.num_joints)
+            fits = self.descriptor.feature_dim() == config.in_features
+        except SkeletonError:
+            fits = False
+        if not fits:
             raise StoreError(
-                f"{path}: descriptor {d.to_dict()} does not fit the model "
-                f"({config.num_joints} joints, {config.in_features} features each)"
+                f"{manifest_path}: descriptor {self.descriptor.to_dict()} does not fit the "
+                f"model ({config.num_joints} joints, {config.in_features} features each)"
             )
         self.name: str = m["name"]
         self.version: str = m["version"]

@@ -23,12 +23,17 @@ def test_ablate_runs_summarizes_and_resumes(tmp_path, monkeypatch):
     # A second call finds every run done; another command's file is refused.
     again = ablation.ablate("synthetic-sbu", out, (0, 1), 1, "cmd", log=logged.append)
     assert len(logged) == 4 and again["variants"] == results["variants"]
-    with pytest.raises(ValueError, match="another command"):
-        ablation.ablate("synthetic-sbu", out, (0,), 2, "other", log=logged.append)
+    # Runs made under other settings (epochs, or a variant's resolved settings) are refused.
+    with pytest.raises(ablation.AblationError, match="other settings"):
+        ablation.ablate("synthetic-sbu", out, (0,), 2, "cmd", log=logged.append)
+    changed = {"synthetic-sbu": {**VARIANTS["synthetic-sbu"], "plain": {"batch_size": 7}}}
+    monkeypatch.setattr(ablation, "VARIANTS", changed)
+    with pytest.raises(ablation.AblationError, match="other settings"):
+        ablation.ablate("synthetic-sbu", out, (0, 1), 1, "cmd", log=logged.append)
     table = ablation.ablation_table(results)
     assert table.count("\n") == 4 and "| rotated |" in table
 
 
 def test_ablate_unknown_dataset(tmp_path):
-    with pytest.raises(ValueError, match="no ablation"):
+    with pytest.raises(ablation.AblationError, match="no ablation"):
         ablation.ablate("nope", tmp_path / "a.json", (0,), 1, "cmd")

@@ -1,6 +1,7 @@
 """Augmentation acts on descriptors exactly as it would on the skeletons."""
 
 import numpy as np
+import pytest
 import torch
 
 from mrmp.augment import AugmentConfig, make_augment, person_swap, rotations
@@ -49,12 +50,20 @@ def test_all_axes_rotation_with_local_frame_equals_describing_rotated_skeletons(
     seqs = _sequences()
     x = torch.from_numpy(np.stack([describe(s, cfg) for s in seqs]))
     config = AugmentConfig(rotate_degrees=60, all_axes=True)
-    augment = make_augment(config, SBU_LAYOUT, rotating_features=cfg.rotating_features())
+    augment = make_augment(config, SBU_LAYOUT, cfg)
     out = augment(x, torch.Generator().manual_seed(5))
     rot = rotations([0, 1, 2], np.radians(60), len(seqs), torch.Generator().manual_seed(5))
     assert not torch.allclose(rot[0], rot[1])
     for s, r, got in zip(seqs, rot.numpy(), out, strict=True):
         np.testing.assert_allclose(describe(s @ r.T, cfg), got.numpy(), atol=1e-5)
+
+
+def test_swap_is_refused_with_blocks_measured_from_given_joints():
+    swap = AugmentConfig(swap_persons=True)
+    for cfg in (DescriptorConfig(root_joint=0), DescriptorConfig(local_frame=(0, 1, 2))):
+        with pytest.raises(ValueError, match="swap_persons"):
+            make_augment(swap, SBU_LAYOUT, cfg)
+    assert make_augment(swap, SBU_LAYOUT, DescriptorConfig(velocity=True)) is not None
 
 
 def test_axis_scale_is_applied_before_normalizing():

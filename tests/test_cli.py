@@ -42,3 +42,13 @@ def test_bad_arguments_are_refused(tmp_path):
     assert "[0, 1)" in result.output
     result = runner.invoke(app, ["train", "--out", str(tmp_path / "m"), "--prior", "cauchy"])
     assert result.exit_code != 0
+
+
+def test_reproduce_split_by_prior_is_checked(tmp_path):
+    base = ["reproduce", "--dataset", "synthetic-sbu", "--work", str(tmp_path / "u")]
+    result = runner.invoke(app, [*base, "--mrmp-priors", "cauchy", "--stages", "mrmp"])
+    assert result.exit_code == 2 and "priors are" in result.output
+    # Without --stages mrmp, choosing the SRMP prior would train the other priors too.
+    result = runner.invoke(app, [*base, "--mrmp-priors", "gaussian"])
+    assert result.exit_code == 2 and "--stages mrmp" in result.output
+    assert not (tmp_path / "u").exists()

@@ -191,7 +191,14 @@ def test_corrupt_store_is_refused_at_start_naming_the_file(synthetic_store, tmp_
 
 
 @pytest.mark.parametrize(
-    "descriptor", [{"chunks": 5}, {"chunks": 4, "root_joint": 30}, {"local_frame": [0, 1, 2]}]
+    "descriptor",
+    [
+        {"chunks": 5},
+        {"local_frame": [0, 1, 2]},
+        # The right feature count, but a joint the model does not have.
+        {"chunks": 2, "root_joint": 30},
+        {"chunks": 2, "local_frame": [0, 1, 30]},
+    ],
 )
 def test_descriptor_that_does_not_fit_the_model_is_refused(synthetic_store, tmp_path, descriptor):
     bad = tmp_path / "bad"

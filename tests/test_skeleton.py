@@ -153,6 +153,18 @@ def test_local_frame_block() -> None:
         describe(x, DescriptorConfig(local_frame=(0, 1, 7)))
 
 
+def test_local_frame_degenerate_frames_give_zeros() -> None:
+    cfg = DescriptorConfig(chunks=1, local_frame=(0, 1, 2))
+    x = 100.0 + _tiny()
+    on_origin = x.copy()
+    on_origin[:, 1] = on_origin[:, 0]  # first axis joint on the origin
+    on_axis = x.copy()
+    on_axis[:, 2] = on_axis[:, 0] + 3.0 * (on_axis[:, 1] - on_axis[:, 0])  # b on the a axis
+    for seq in (on_origin, on_axis):
+        out = describe(seq, cfg)
+        assert np.isfinite(out).all() and np.all(out[:, 3:] == 0)
+
+
 def test_descriptor_matches_hand_computation() -> None:
     x = _tiny()  # T=10, M=4: chunks are frames [0,1], [2,3,4], [5,6], [7,8,9]
     c = x - x.mean(axis=(0, 1))

@@ -71,6 +71,13 @@ class DescriptorConfig:
         options = self.velocity + (self.root_joint is not None) + (self.local_frame is not None)
         return 3 * self.chunks * (1 + options)
 
+    def check_joints(self, num_joints: int) -> None:
+        """Raise SkeletonError if a joint the options name is not among `num_joints`."""
+        if self.root_joint is not None and self.root_joint >= num_joints:
+            raise SkeletonError(f"root joint {self.root_joint} is not among {num_joints} joints")
+        if self.local_frame is not None and max(self.local_frame) >= num_joints:
+            raise SkeletonError(f"local frame {self.local_frame} is not among {num_joints} joints")
+
     def rotating_features(self) -> int:
         """How many leading features turn with the skeleton (xyz triples in the sensor's
         frame); the local-frame block, last, does not."""
@@ -146,14 +153,20 @@ def _centre_and_scale(x: np.ndarray) -> tuple[np.ndarray, float]:
 
 def _in_local_frame(x: np.ndarray, frame: tuple[int, int, int]) -> np.ndarray:
     """(T, J, 3) coordinates of every joint in the per-frame frame given by joints
-    (origin, a, b); a degenerate frame (a on the origin, b on that axis) gives zeros."""
+    (origin, a, b). A frame that is degenerate next to the skeleton's own size in that frame
+    (a on the origin, or b on the line through them) gives zeros for that frame."""
     o, a, b = frame
     rel = x - x[:, o : o + 1]
+    size = np.linalg.norm(rel, axis=-1).max(axis=1, keepdims=True)  # (T, 1)
     u = rel[:, a]
-    u = u / np.maximum(np.linalg.norm(u, axis=-1, keepdims=True), _EPS)
+    nu = np.linalg.norm(u, axis=-1, keepdims=True)
+    u = u / np.maximum(nu, _EPS)
     v = rel[:, b] - (rel[:, b] * u).sum(-1, keepdims=True) * u
-    v = v / np.maximum(np.linalg.norm(v, axis=-1, keepdims=True), _EPS)
-    axes = np.stack([u, v, np.cross(u, v)], axis=1)  # (T, 3 axes, 3)
+    nv = np.linalg.norm(v, axis=-1, keepdims=True)
+    v = v / np.maximum(nv, _EPS)
+    tol = 1e-6 * size
+    ok = (nu > tol) & (nv > tol) & (size > 0)
+    axes = np.stack([u, v, np.cross(u, v)], axis=1) * ok[:, :, None]  # (T, 3 axes, 3)
     return np.einsum("tjc,tdc->tjd", rel, axes)
 
 
@@ -186,14 +199,11 @@ def describe(
         if config.velocity:
             vel = np.gradient(x, axis=0) if T > 1 else np.zeros_like(x)
             parts.append(np.add.reduceat(vel, start, axis=0) * inv)
+        config.check_joints(J)
         if config.root_joint is not None:
-            if config.root_joint >= J:
-                raise SkeletonError(f"root joint {config.root_joint} is not among {J} joints")
             r = config.root_joint
             parts.append((sums - sums[:, r : r + 1]) * inv)
         if config.local_frame is not None:
-            if max(config.local_frame) >= J:
-                raise SkeletonError(f"local frame {config.local_frame} is not among {J} joints")
             parts.append(
                 np.add.reduceat(_in_local_frame(x, config.local_frame), start, axis=0) * inv
             )
