@@ -264,8 +264,8 @@ def ablate_cmd(
     threads: Annotated[int | None, typer.Option(help="torch intra-op threads")] = None,
     data_dir: str | None = None,
 ) -> None:
-    """Dense accuracy of the protocol's descriptor and augmentation choices, one switched off
-    at a time (resumable): writes <out>/ablation_<dataset>.json and .md."""
+    """Dense accuracy as the protocol's descriptor and augmentation choices are added one
+    after another (resumable): writes <out>/ablation_<dataset>.json and .md."""
     from mrmp.ablation import AblationError, ablate, ablation_table
 
     if threads:
