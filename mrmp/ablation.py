@@ -19,7 +19,15 @@ from typing import Any
 
 from mrmp.augment import AugmentConfig
 from mrmp.evaluate import accuracy
-from mrmp.experiment import ModelSpec, build_model, fit, load_data, protocol, train_config
+from mrmp.experiment import (
+    Data,
+    ModelSpec,
+    build_model,
+    fit,
+    load_data,
+    protocol,
+    train_config,
+)
 from mrmp.reproduce import write_json
 from mrmp.skeleton import DescriptorConfig
 
@@ -70,16 +78,9 @@ def resolve(dataset: str, overrides: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def run_variant(
-    dataset: str,
-    settings: dict[str, Any],
-    fold: int,
-    seed: int,
-    epochs: int,
-    data_dir: str | None = None,
-) -> float:
-    """Held-out dense accuracy of one variant (resolved settings) on one fold."""
-    data = load_data(dataset, DescriptorConfig.from_dict(settings["descriptor"]), data_dir)
+def run_variant(data: Data, settings: dict[str, Any], fold: int, seed: int, epochs: int) -> float:
+    """Held-out dense accuracy of one variant (resolved settings, `data` described with its
+    descriptor) on one fold."""
     xtr, ytr, xte, yte = data.split(fold)
     model = build_model(data, ModelSpec(seed=seed))
     cfg = train_config(
@@ -121,15 +122,21 @@ def ablate(
     results.pop("variants", None)  # the summary is rebuilt from the runs below
     results.update(dataset=dataset, epochs=epochs, command=command, settings=settings)
     runs: dict[str, float] = results.setdefault("runs", {})
+    folds = protocol(dataset)["test_folds"]
     for name in VARIANTS[dataset]:
-        for seed in seeds:
-            for fold in protocol(dataset)["test_folds"]:
-                key = f"{name} | seed {seed} | fold {fold}"
-                if key in runs:
-                    continue
-                log(f"[ablate {dataset}] {key}")
-                runs[key] = run_variant(dataset, settings[name], fold, seed, epochs, data_dir)
-                write_json(out, results)
+        todo = [
+            (seed, fold, f"{name} | seed {seed} | fold {fold}") for seed in seeds for fold in folds
+        ]
+        todo = [t for t in todo if t[2] not in runs]
+        if not todo:
+            continue
+        # Read and describe the dataset once per variant, not once per run.
+        descriptor = DescriptorConfig.from_dict(settings[name]["descriptor"])
+        data = load_data(dataset, descriptor, data_dir)
+        for seed, fold, key in todo:
+            log(f"[ablate {dataset}] {key}")
+            runs[key] = run_variant(data, settings[name], fold, seed, epochs)
+            write_json(out, results)
     results["variants"] = summarize(dataset, runs, seeds)
     write_json(out, results)
     return results
