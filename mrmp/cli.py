@@ -170,8 +170,9 @@ def reproduce_cmd(
         typer.Option(help="resumable work folder (default docs/results/units/<dataset>)"),
     ] = None,
     out: Annotated[Path, typer.Option(help="results folder")] = Path("docs/results"),
-    epochs: int = 300,
-    srmp_epochs: int = 300,
+    epochs: Annotated[int, typer.Option(help="dense training epochs")] = 300,
+    mrmp_epochs: Annotated[int, typer.Option(help="MRMP training epochs")] = 300,
+    srmp_epochs: Annotated[int, typer.Option(help="SRMP training epochs, per rate")] = 300,
     mp_finetune_epochs: int = 50,
     rates_per_step: int = 4,
     kl_weight: float = 1.0,
@@ -204,6 +205,7 @@ def reproduce_cmd(
         dataset=dataset,
         work=work or _units(dataset),
         epochs=epochs,
+        mrmp_epochs=mrmp_epochs,
         srmp_epochs=srmp_epochs,
         mp_finetune_epochs=mp_finetune_epochs,
         rates_per_step=rates_per_step,
@@ -351,7 +353,7 @@ def release_cmd(
     work: Annotated[
         Path | None, typer.Option(help="reproduction units (default docs/results/units/<dataset>)")
     ] = None,
-    epochs: int = 300,
+    mrmp_epochs: Annotated[int, typer.Option(help="MRMP training epochs")] = 300,
     rates_per_step: int = 4,
     kl_weight: float = 1.0,
     rate_jitter: Annotated[bool, typer.Option(help="stratified rate jitter in MRMP")] = True,
@@ -373,7 +375,7 @@ def release_cmd(
     cfg = ReproConfig(
         dataset,
         work or _units(dataset),
-        epochs=epochs,
+        mrmp_epochs=mrmp_epochs,
         rates_per_step=rates_per_step,
         kl_weight=kl_weight,
         rate_jitter=rate_jitter,
@@ -387,7 +389,7 @@ def release_cmd(
             name=name or out.name,
             command=_command_line(ctx, skip=("threads", "data_dir")),
         )
-    except FileNotFoundError as e:
+    except (FileNotFoundError, ValueError) as e:
         typer.echo(f"mrmp release: {e}", err=True)
         raise typer.Exit(2) from None
     typer.echo(f"wrote {out} (prior {manifest['prior']}, version {manifest['version'][:12]})")

@@ -45,7 +45,9 @@ STAGES: tuple[str, ...] = ("dense", "mrmp", "srmp")
 class ReproConfig:
     dataset: str
     work: Path
-    epochs: int = 300
+    epochs: int = 300  # the dense network (and MP's starting point)
+    # One MRMP network trains every rate, a few per step; SRMP trains one network per rate.
+    mrmp_epochs: int = 300
     srmp_epochs: int = 300
     mp_finetune_epochs: int = 50
     rates_per_step: int | None = 4
@@ -128,7 +130,7 @@ class Reproduction:
             self.data,
             method="mrmp",
             prior=prior,
-            epochs=self.cfg.epochs,
+            epochs=self.cfg.mrmp_epochs,
             rates_per_step=self.cfg.rates_per_step,
             rate_jitter=self.cfg.rate_jitter,
             always_top_rate=self.cfg.top_rate_every_step,
@@ -145,6 +147,7 @@ class Reproduction:
             rates = sorted({*tc.rates, *RATE_GRID})
             return {
                 "seen_rates": list(tc.rates),
+                "epochs": tc.epochs,
                 "top_rate_every_step": tc.always_top_rate,
                 "prior": evaluate_rates(model, xte, yte, rates, "prior"),
                 "exact": evaluate_rates(model, xte, yte, rates, "exact"),
@@ -167,7 +170,8 @@ class Reproduction:
             )
             desc = f"srmp {prior} {rate} f{fold}"
             fit(self.data, model, xtr, ytr, tc, checkpoint=ckpt, desc=desc)
-            return evaluate_rates(model, xte, yte, [rate], "prior")[rate_key(rate)]
+            result = evaluate_rates(model, xte, yte, [rate], "prior")[rate_key(rate)]
+            return {**result, "epochs": tc.epochs}
 
         return self._unit(f"srmp/{prior}/{rate_key(rate)}/fold{fold}", run)
 
@@ -217,6 +221,22 @@ class Reproduction:
         path = self.cfg.work / f"{name}.json"
         return json.loads(path.read_text()) if path.exists() else None
 
+    def check_mrmp_unit(self, name: str, unit: dict) -> None:
+        """Refuse to aggregate a unit trained under other settings than this command's."""
+        # Units made before the option existed drew every rate at random.
+        top = unit.get("top_rate_every_step", False)
+        if top != self.cfg.top_rate_every_step:
+            flag = "--top-rate-every-step" if top else "--no-top-rate-every-step"
+            raise ValueError(
+                f"{self.cfg.work}/{name}.json was trained with a different "
+                f"top_rate_every_step: aggregate with {flag}, or retrain it"
+            )
+        if unit.get("epochs") != self.cfg.mrmp_epochs:
+            raise ValueError(
+                f"{self.cfg.work}/{name}.json was trained for {unit.get('epochs')} epochs, not "
+                f"--mrmp-epochs {self.cfg.mrmp_epochs}: aggregate with that, or retrain it"
+            )
+
     def aggregate(self, out_dir: Path) -> dict:
         """Fold means of every unit done so far -> <dataset>.json and the two plots."""
 
@@ -233,7 +253,8 @@ class Reproduction:
             "seen_rates": list(PAPER_RATES),
             "folds": list(self.folds),
             "epochs": {
-                "dense_mrmp": self.cfg.epochs,
+                "dense": self.cfg.epochs,
+                "mrmp": self.cfg.mrmp_epochs,
                 "srmp": self.cfg.srmp_epochs,
                 "mp_finetune": self.cfg.mp_finetune_epochs,
             },
@@ -255,7 +276,15 @@ class Reproduction:
             results["srmp_prior"] = srmp_prior
             table = {}
             for r in PAPER_RATES:
-                runs = [self._done(f"srmp/{srmp_prior}/{rate_key(r)}/fold{f}") for f in self.folds]
+                names = [f"srmp/{srmp_prior}/{rate_key(r)}/fold{f}" for f in self.folds]
+                runs = [self._done(name) for name in names]
+                for name, unit in zip(names, runs, strict=True):
+                    if unit is not None and unit.get("epochs") != self.cfg.srmp_epochs:
+                        raise ValueError(
+                            f"{self.cfg.work}/{name}.json was trained for {unit.get('epochs')} "
+                            f"epochs, not --srmp-epochs {self.cfg.srmp_epochs}: aggregate with "
+                            "that, or retrain it"
+                        )
                 if all(runs):
                     table[rate_key(r)] = round(statistics.mean(u["accuracy"] for u in runs), 2)
             results["srmp"] = table
@@ -264,14 +293,8 @@ class Reproduction:
         for prior in self.cfg.priors:
             runs = [self._done(f"mrmp/{prior}/fold{f}") for f in self.folds]
             for f, unit in zip(self.folds, runs, strict=True):
-                # Units made before the option existed drew every rate at random.
-                top = unit.get("top_rate_every_step", False) if unit is not None else None
-                if top is not None and top != self.cfg.top_rate_every_step:
-                    flag = "--top-rate-every-step" if top else "--no-top-rate-every-step"
-                    raise ValueError(
-                        f"{self.cfg.work}/mrmp/{prior}/fold{f}.json was trained with a different "
-                        f"top_rate_every_step: aggregate with {flag}, or retrain it"
-                    )
+                if unit is not None:
+                    self.check_mrmp_unit(f"mrmp/{prior}/fold{f}", unit)
             if not all(runs):
                 continue
             keys = list(runs[0]["prior"])

@@ -1,6 +1,7 @@
 """The shipped model: trained on all data with the best prior, carrying the fold-mean table."""
 
 import json
+from dataclasses import replace
 
 import pytest
 
@@ -11,7 +12,10 @@ from mrmp.store import load_model
 
 def test_release_trains_the_best_prior_and_carries_the_fold_table(tmp_path):
     cfg = ReproConfig(
-        dataset="synthetic-sbu", work=tmp_path / "units", epochs=2, priors=("gaussian", "laplace")
+        dataset="synthetic-sbu",
+        work=tmp_path / "units",
+        mrmp_epochs=2,
+        priors=("gaussian", "laplace"),
     )
     repro = Reproduction(cfg, log=lambda _: None)
     with pytest.raises(FileNotFoundError, match="run `mrmp reproduce` first"):
@@ -29,3 +33,7 @@ def test_release_trains_the_best_prior_and_carries_the_fold_table(tmp_path):
             assert table[mode][key]["accuracy"] == pytest.approx(row["accuracy"], abs=1e-4)
     assert stored["evaluation"]["samples"] == len(repro.data.y)
     assert stored["training"]["config"]["epochs"] == 2
+    # Units trained under other settings would carry a table that is not this model's.
+    other = Reproduction(replace(cfg, mrmp_epochs=3), log=lambda _: None)
+    with pytest.raises(ValueError, match="--mrmp-epochs 3"):
+        release(other, tmp_path / "other", name="m", command="test")

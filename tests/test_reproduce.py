@@ -15,6 +15,7 @@ def test_results_shape_table_and_plots(tmp_path):
         dataset="synthetic-sbu",
         work=tmp_path / "units",
         epochs=2,
+        mrmp_epochs=3,
         srmp_epochs=1,
         mp_finetune_epochs=1,
         priors=("gaussian", "uniform"),
@@ -44,13 +45,22 @@ def test_results_shape_table_and_plots(tmp_path):
     other = Reproduction(replace(cfg, top_rate_every_step=False), log=lambda _: None)
     with pytest.raises(ValueError, match="--top-rate-every-step"):
         other.aggregate(tmp_path / "other")
+    # So do they their epochs: MRMP's own, apart from the dense network's.
+    assert results["epochs"] == {"dense": 2, "mrmp": 3, "srmp": 1, "mp_finetune": 1}
+    assert unit["epochs"] == 3
+    longer = Reproduction(replace(cfg, mrmp_epochs=2), log=lambda _: None)
+    with pytest.raises(ValueError, match="--mrmp-epochs 2"):
+        longer.aggregate(tmp_path / "longer")
+    longer = Reproduction(replace(cfg, srmp_epochs=2), log=lambda _: None)
+    with pytest.raises(ValueError, match="--srmp-epochs 2"):
+        longer.aggregate(tmp_path / "longer")
 
 
 def test_mrmp_priors_split_trains_only_those(tmp_path):
     cfg = ReproConfig(
         dataset="synthetic-sbu",
         work=tmp_path / "units",
-        epochs=1,
+        mrmp_epochs=1,
         priors=("gaussian", "uniform"),
         mrmp_priors=("uniform",),
     )
