@@ -243,12 +243,12 @@ def reproduce_cmd(
         if "srmp" in chosen:  # choosing the SRMP prior would train every other MRMP prior
             raise typer.BadParameter("--mrmp-priors splits the mrmp stage: add --stages mrmp")
     repro = Reproduction(cfg, log=typer.echo)
-    if not aggregate_only:
-        repro.run(chosen)
-        if folds or stages or srmp_rates or mrmp_priors:
-            typer.echo("part of the run is done; aggregate with --aggregate-only when all is")
-            return
     try:
+        if not aggregate_only:
+            repro.run(chosen)
+            if folds or stages or srmp_rates or mrmp_priors:
+                typer.echo("part of the run is done; aggregate with --aggregate-only when all is")
+                return
         results = repro.aggregate(out)
     except ValueError as e:
         typer.echo(f"mrmp reproduce: {e}", err=True)

@@ -26,7 +26,7 @@ def cross_validated_table(repro: Reproduction, prior: str) -> dict[str, Any]:
         if not unit.is_file():
             raise FileNotFoundError(f"{unit} is missing: run `mrmp reproduce` first")
         runs.append(repro.load_unit(f"mrmp/{prior}/fold{f}"))
-        repro.check_mrmp_unit(f"mrmp/{prior}/fold{f}", runs[-1])
+        repro.check_unit(f"mrmp/{prior}/fold{f}", runs[-1])
     table = {
         mode: {
             key: {

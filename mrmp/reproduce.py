@@ -39,6 +39,21 @@ from mrmp.train import PAPER_RATES, TrainConfig
 
 # Dense (with MP and MP-FT), MRMP per prior, then SRMP per seen rate with the best prior.
 STAGES: tuple[str, ...] = ("dense", "mrmp", "srmp")
+# The ReproConfig fields that shape each kind of unit. A unit records them when it is made; one
+# made under other values is refused when reused or aggregated, never silently mixed in.
+UNIT_SETTINGS: dict[str, tuple[str, ...]] = {
+    "dense": ("epochs", "mp_finetune_epochs"),
+    "mrmp": ("mrmp_epochs", "rates_per_step", "rate_jitter", "top_rate_every_step", "kl_weight"),
+    "srmp": ("srmp_epochs", "kl_weight"),
+}
+
+
+def _flag(field: str, value: Any) -> str:
+    """The command-line option that sets a ReproConfig field to `value`."""
+    name = field.replace("_", "-")
+    if isinstance(value, bool):
+        return f"--{name}" if value else f"--no-{name}"
+    return f"--{name} {value}"
 
 
 @dataclass
@@ -89,12 +104,32 @@ class Reproduction:
             self._data = load_data(self.cfg.dataset, data_dir=self.cfg.data_dir)
         return self._data
 
+    def settings(self, kind: str) -> dict[str, Any]:
+        """This run's values of the settings that shape a unit of `kind`."""
+        return {field: getattr(self.cfg, field) for field in UNIT_SETTINGS[kind]}
+
+    def check_unit(self, name: str, unit: dict) -> None:
+        """Refuse a unit made under other settings than this run's (ValueError)."""
+        path = self.cfg.work / f"{name}.json"
+        made = unit.get("settings")
+        if made is None:
+            raise ValueError(f"{path} records no settings: delete it to retrain it")
+        for field, want in self.settings(name.split("/")[0]).items():
+            if made.get(field) != want:
+                raise ValueError(
+                    f"{path} was made with {_flag(field, made.get(field))}, not "
+                    f"{_flag(field, want)}: run with that, or delete it to retrain it"
+                )
+
     def _unit(self, name: str, run: Callable[[Path], dict]) -> dict:
         path = self.cfg.work / f"{name}.json"
         if path.exists():
-            return json.loads(path.read_text())
+            unit = json.loads(path.read_text())
+            self.check_unit(name, unit)
+            return unit
         self.log(f"[{self.cfg.dataset}] {name}")
-        result = run(self.cfg.work / f"{name}.ckpt")
+        settings = self.settings(name.split("/")[0])
+        result = {**run(self.cfg.work / f"{name}.ckpt"), "settings": settings}
         write_json(path, result)
         (self.cfg.work / f"{name}.ckpt").unlink(missing_ok=True)
         return result
@@ -147,8 +182,6 @@ class Reproduction:
             rates = sorted({*tc.rates, *RATE_GRID})
             return {
                 "seen_rates": list(tc.rates),
-                "epochs": tc.epochs,
-                "top_rate_every_step": tc.always_top_rate,
                 "prior": evaluate_rates(model, xte, yte, rates, "prior"),
                 "exact": evaluate_rates(model, xte, yte, rates, "exact"),
             }
@@ -170,8 +203,7 @@ class Reproduction:
             )
             desc = f"srmp {prior} {rate} f{fold}"
             fit(self.data, model, xtr, ytr, tc, checkpoint=ckpt, desc=desc)
-            result = evaluate_rates(model, xte, yte, [rate], "prior")[rate_key(rate)]
-            return {**result, "epochs": tc.epochs}
+            return evaluate_rates(model, xte, yte, [rate], "prior")[rate_key(rate)]
 
         return self._unit(f"srmp/{prior}/{rate_key(rate)}/fold{fold}", run)
 
@@ -181,8 +213,11 @@ class Reproduction:
         if self.cfg.srmp_prior != "auto":
             return self.cfg.srmp_prior
         path = self.cfg.work / "srmp_prior.json"
+        settings = self.settings("mrmp")
         if path.exists():
-            return json.loads(path.read_text())["prior"]
+            chosen = json.loads(path.read_text())
+            if chosen.get("settings") == settings:  # else chosen among other MRMP units
+                return chosen["prior"]
         scores = {}
         for prior in self.cfg.priors:
             accs = [
@@ -192,7 +227,7 @@ class Reproduction:
             ]
             scores[prior] = statistics.mean(accs)
         best = max(scores, key=scores.__getitem__)
-        write_json(path, {"prior": best, "mean_seen_accuracy": scores})
+        write_json(path, {"prior": best, "mean_seen_accuracy": scores, "settings": settings})
         return best
 
     def run(self, stages: tuple[str, ...] = STAGES) -> None:
@@ -221,22 +256,6 @@ class Reproduction:
         path = self.cfg.work / f"{name}.json"
         return json.loads(path.read_text()) if path.exists() else None
 
-    def check_mrmp_unit(self, name: str, unit: dict) -> None:
-        """Refuse to aggregate a unit trained under other settings than this command's."""
-        # Units made before the option existed drew every rate at random.
-        top = unit.get("top_rate_every_step", False)
-        if top != self.cfg.top_rate_every_step:
-            flag = "--top-rate-every-step" if top else "--no-top-rate-every-step"
-            raise ValueError(
-                f"{self.cfg.work}/{name}.json was trained with a different "
-                f"top_rate_every_step: aggregate with {flag}, or retrain it"
-            )
-        if unit.get("epochs") != self.cfg.mrmp_epochs:
-            raise ValueError(
-                f"{self.cfg.work}/{name}.json was trained for {unit.get('epochs')} epochs, not "
-                f"--mrmp-epochs {self.cfg.mrmp_epochs}: aggregate with that, or retrain it"
-            )
-
     def aggregate(self, out_dir: Path) -> dict:
         """Fold means of every unit done so far -> <dataset>.json and the two plots."""
 
@@ -244,7 +263,13 @@ class Reproduction:
             vals = [get(f) for f in self.folds]
             return round(statistics.mean(vals), 2) if vals and None not in vals else None
 
-        dense = [self._done(f"dense/fold{f}") for f in self.folds]
+        def done(name: str) -> dict | None:
+            unit = self._done(name)
+            if unit is not None:
+                self.check_unit(name, unit)
+            return unit
+
+        dense = [done(f"dense/fold{f}") for f in self.folds]
         results: dict[str, Any] = {
             "dataset": self.cfg.dataset,
             "protocol": self.proto["protocol"],
@@ -271,30 +296,26 @@ class Reproduction:
                     )
                     for r in PAPER_RATES
                 }
-        srmp_prior = (self._done("srmp_prior") or {}).get("prior")
+        chosen = self._done("srmp_prior") or {}
+        srmp_prior = (
+            self.cfg.srmp_prior
+            if self.cfg.srmp_prior != "auto"
+            else chosen.get("prior")
+            if chosen.get("settings") == self.settings("mrmp")
+            else None
+        )
         if srmp_prior:
             results["srmp_prior"] = srmp_prior
             table = {}
             for r in PAPER_RATES:
-                names = [f"srmp/{srmp_prior}/{rate_key(r)}/fold{f}" for f in self.folds]
-                runs = [self._done(name) for name in names]
-                for name, unit in zip(names, runs, strict=True):
-                    if unit is not None and unit.get("epochs") != self.cfg.srmp_epochs:
-                        raise ValueError(
-                            f"{self.cfg.work}/{name}.json was trained for {unit.get('epochs')} "
-                            f"epochs, not --srmp-epochs {self.cfg.srmp_epochs}: aggregate with "
-                            "that, or retrain it"
-                        )
+                runs = [done(f"srmp/{srmp_prior}/{rate_key(r)}/fold{f}") for f in self.folds]
                 if all(runs):
                     table[rate_key(r)] = round(statistics.mean(u["accuracy"] for u in runs), 2)
             results["srmp"] = table
         results["mrmp"], results["mrmp_exact"], results["observed_rate"] = {}, {}, {}
         results["rate_error_max"] = {}
         for prior in self.cfg.priors:
-            runs = [self._done(f"mrmp/{prior}/fold{f}") for f in self.folds]
-            for f, unit in zip(self.folds, runs, strict=True):
-                if unit is not None:
-                    self.check_mrmp_unit(f"mrmp/{prior}/fold{f}", unit)
+            runs = [done(f"mrmp/{prior}/fold{f}") for f in self.folds]
             if not all(runs):
                 continue
             keys = list(runs[0]["prior"])

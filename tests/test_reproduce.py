@@ -38,22 +38,37 @@ def test_results_shape_table_and_plots(tmp_path):
     assert "| **0.98** |" in table and "| 0.93 (unseen) |" in table
     for plot in ("synthetic-sbu_accuracy.png", "synthetic-sbu_observed_rate.png"):
         assert (tmp_path / "out" / plot).stat().st_size > 1000
-    # The units record how MRMP drew its rates; aggregating them as the other way is refused.
-    assert results["mrmp_top_rate_every_step"] is True
-    unit = json.loads((cfg.work / "mrmp" / "gaussian" / "fold0.json").read_text())
-    assert unit["top_rate_every_step"] is True
-    other = Reproduction(replace(cfg, top_rate_every_step=False), log=lambda _: None)
-    with pytest.raises(ValueError, match="--top-rate-every-step"):
-        other.aggregate(tmp_path / "other")
-    # So do they their epochs: MRMP's own, apart from the dense network's.
     assert results["epochs"] == {"dense": 2, "mrmp": 3, "srmp": 1, "mp_finetune": 1}
-    assert unit["epochs"] == 3
-    longer = Reproduction(replace(cfg, mrmp_epochs=2), log=lambda _: None)
-    with pytest.raises(ValueError, match="--mrmp-epochs 2"):
-        longer.aggregate(tmp_path / "longer")
-    longer = Reproduction(replace(cfg, srmp_epochs=2), log=lambda _: None)
-    with pytest.raises(ValueError, match="--srmp-epochs 2"):
-        longer.aggregate(tmp_path / "longer")
+    # Each unit records the settings it was made with; other settings refuse it, whether
+    # aggregating or resuming (rather than mixing runs of two recipes).
+    unit = json.loads((cfg.work / "mrmp" / "gaussian" / "fold0.json").read_text())
+    assert unit["settings"] == {
+        "mrmp_epochs": 3,
+        "rates_per_step": 4,
+        "rate_jitter": True,
+        "top_rate_every_step": True,
+        "kl_weight": 1.0,
+    }
+    dense = json.loads((cfg.work / "dense" / "fold0.json").read_text())
+    assert dense["settings"] == {"epochs": 2, "mp_finetune_epochs": 1}
+    changes = {
+        "top_rate_every_step": (False, "made with --top-rate-every-step, not --no-top"),
+        "mrmp_epochs": (2, "made with --mrmp-epochs 3, not --mrmp-epochs 2"),
+        "srmp_epochs": (2, "made with --srmp-epochs 1, not --srmp-epochs 2"),
+        "epochs": (3, "made with --epochs 2, not --epochs 3"),
+        "kl_weight": (0.5, r"--kl-weight 1\.0, not --kl-weight 0\.5"),
+    }
+    for field, (value, message) in changes.items():
+        other = Reproduction(replace(cfg, **{field: value}), log=lambda _: None)
+        with pytest.raises(ValueError, match=message):
+            other.aggregate(tmp_path / "other")
+    other = Reproduction(replace(cfg, mrmp_epochs=2), log=lambda _: None)
+    with pytest.raises(ValueError, match=r"mrmp/gaussian/fold0\.json was made with"):
+        other.run(("mrmp",))
+    # The SRMP prior was chosen among MRMP units of other settings: not reused.
+    assert json.loads((cfg.work / "srmp_prior.json").read_text())["settings"]["mrmp_epochs"] == 3
+    with pytest.raises(ValueError, match=r"mrmp/gaussian/fold0\.json was made with"):
+        other.best_prior()
 
 
 def test_mrmp_priors_split_trains_only_those(tmp_path):
