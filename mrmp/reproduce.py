@@ -297,13 +297,10 @@ class Reproduction:
                     for r in PAPER_RATES
                 }
         chosen = self._done("srmp_prior") or {}
-        srmp_prior = (
-            self.cfg.srmp_prior
-            if self.cfg.srmp_prior != "auto"
-            else chosen.get("prior")
-            if chosen.get("settings") == self.settings("mrmp")
-            else None
-        )
+        srmp_prior = self.cfg.srmp_prior
+        if srmp_prior == "auto":  # chosen among MRMP units of this run's settings, or not yet
+            same = chosen.get("settings") == self.settings("mrmp")
+            srmp_prior = chosen.get("prior") if same else None
         if srmp_prior:
             results["srmp_prior"] = srmp_prior
             table = {}
