@@ -210,14 +210,9 @@ class Reproduction:
     def best_prior(self) -> str:
         """The prior whose MRMP is most accurate on the seen rates, averaged over all the
         protocol's folds (also when this run covers only some: runs split by fold agree)."""
-        if self.cfg.srmp_prior != "auto":
-            return self.cfg.srmp_prior
-        path = self.cfg.work / "srmp_prior.json"
-        settings = self.settings("mrmp")
-        if path.exists():
-            chosen = json.loads(path.read_text())
-            if chosen.get("settings") == settings:  # else chosen among other MRMP units
-                return chosen["prior"]
+        chosen = self._chosen_prior()
+        if chosen is not None:
+            return chosen
         scores = {}
         for prior in self.cfg.priors:
             accs = [
@@ -227,8 +222,17 @@ class Reproduction:
             ]
             scores[prior] = statistics.mean(accs)
         best = max(scores, key=scores.__getitem__)
-        write_json(path, {"prior": best, "mean_seen_accuracy": scores, "settings": settings})
+        record = {"prior": best, "mean_seen_accuracy": scores, "settings": self.settings("mrmp")}
+        write_json(self.cfg.work / "srmp_prior.json", record)
         return best
+
+    def _chosen_prior(self) -> str | None:
+        """The configured SRMP prior, else the one chosen among MRMP units of this run's
+        settings (None when not chosen yet, or chosen among units of other settings)."""
+        if self.cfg.srmp_prior != "auto":
+            return self.cfg.srmp_prior
+        chosen = self._done("srmp_prior") or {}
+        return chosen.get("prior") if chosen.get("settings") == self.settings("mrmp") else None
 
     def run(self, stages: tuple[str, ...] = STAGES) -> None:
         """Every unit of the given stages, fold by fold; SRMP last since it uses the best MRMP
@@ -296,11 +300,7 @@ class Reproduction:
                     )
                     for r in PAPER_RATES
                 }
-        chosen = self._done("srmp_prior") or {}
-        srmp_prior = self.cfg.srmp_prior
-        if srmp_prior == "auto":  # chosen among MRMP units of this run's settings, or not yet
-            same = chosen.get("settings") == self.settings("mrmp")
-            srmp_prior = chosen.get("prior") if same else None
+        srmp_prior = self._chosen_prior()
         if srmp_prior:
             results["srmp_prior"] = srmp_prior
             table = {}
