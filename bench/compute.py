@@ -130,7 +130,11 @@ def run(model_path: Path, out: Path, repeats: int = 200, threads: int = 1) -> di
         "command": f"python -m bench.compute --model {model_path} --out {out} "
         f"--repeats {repeats} --threads {threads}",
         "machine": machine(),
-        "model": {"name": manifest["name"], "params": model.num_params()},
+        "model": {
+            "name": manifest["name"],
+            "version": manifest["version"],
+            "params": model.num_params(),
+        },
         "latency": rates,
         "derivation_ms": {
             str(model.num_params()["total"]): derivation(model, 50),

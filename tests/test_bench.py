@@ -55,3 +55,16 @@ def test_report_renders_the_results(results, tmp_path):
     for name in h["scenarios"]:
         assert f"| {name} | 1 |" in text
     assert c["command"] in text and h["command"] in text
+    assert f"(version {c['model']['version'][:12]})" in text
+
+
+def test_report_refuses_results_of_two_models(results, tmp_path):
+    out, _, h = results
+    other = tmp_path / "results"
+    other.mkdir()
+    (other / "compute.json").write_text((out / "compute.json").read_text())
+    h = json.loads(json.dumps(h))
+    h["model"]["version"] = "0" * 64
+    (other / "http.json").write_text(json.dumps(h))
+    with pytest.raises(ValueError, match="re-run both on one model"):
+        report.write(other, tmp_path / "benchmarks.md")
