@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from mrmp.augment import AugmentConfig
 from mrmp.derive import derive_masks
 from mrmp.evaluate import (
     RATE_GRID,
@@ -35,6 +36,7 @@ from mrmp.experiment import (
 )
 from mrmp.gcn import MaskGate
 from mrmp.priors import PRIORS
+from mrmp.skeleton import DescriptorConfig
 from mrmp.train import PAPER_RATES, TrainConfig
 
 # Dense (with MP and MP-FT), MRMP per prior, then SRMP per seen rate with the best prior.
@@ -108,12 +110,31 @@ class Reproduction:
         """This run's values of the settings that shape a unit of `kind`."""
         return {field: getattr(self.cfg, field) for field in UNIT_SETTINGS[kind]}
 
+    def protocol_settings(self) -> dict[str, Any]:
+        """The dataset's protocol choices that shape every unit (`PROTOCOLS` in
+        mrmp/experiment.py: filters, batch size, descriptor, augmentation), as JSON has them."""
+        record = {
+            "filters": self.proto["filters"],
+            "batch_size": self.proto["batch_size"],
+            "descriptor": self.proto.get("descriptor", DescriptorConfig()).to_dict(),
+            "augment": self.proto.get("augment", AugmentConfig()).to_dict(),
+        }
+        return json.loads(json.dumps(record))
+
     def check_unit(self, name: str, unit: dict) -> None:
-        """Refuse a unit made under other settings than this run's (ValueError)."""
+        """Refuse a unit made under other settings or another protocol than this run's
+        (ValueError)."""
         path = self.cfg.work / f"{name}.json"
         made = unit.get("settings")
         if made is None:
             raise ValueError(f"{path} records no settings: delete it to retrain it")
+        made_protocol = unit.get("protocol") or {}
+        changed = [k for k, v in self.protocol_settings().items() if made_protocol.get(k) != v]
+        if changed:
+            raise ValueError(
+                f"{path} was made under another {self.cfg.dataset} protocol (its "
+                f"{', '.join(changed)} differ from mrmp/experiment.py's): delete it to retrain it"
+            )
         for field, want in self.settings(name.split("/")[0]).items():
             if made.get(field) != want:
                 raise ValueError(
@@ -129,7 +150,11 @@ class Reproduction:
             return unit
         self.log(f"[{self.cfg.dataset}] {name}")
         settings = self.settings(name.split("/")[0])
-        result = {**run(self.cfg.work / f"{name}.ckpt"), "settings": settings}
+        result = {
+            **run(self.cfg.work / f"{name}.ckpt"),
+            "settings": settings,
+            "protocol": self.protocol_settings(),
+        }
         write_json(path, result)
         (self.cfg.work / f"{name}.ckpt").unlink(missing_ok=True)
         return result
@@ -222,7 +247,12 @@ class Reproduction:
             ]
             scores[prior] = statistics.mean(accs)
         best = max(scores, key=scores.__getitem__)
-        record = {"prior": best, "mean_seen_accuracy": scores, "settings": self.settings("mrmp")}
+        record = {
+            "prior": best,
+            "mean_seen_accuracy": scores,
+            "settings": self.settings("mrmp"),
+            "protocol": self.protocol_settings(),
+        }
         write_json(self.cfg.work / "srmp_prior.json", record)
         return best
 
@@ -232,7 +262,11 @@ class Reproduction:
         if self.cfg.srmp_prior != "auto":
             return self.cfg.srmp_prior
         chosen = self._done("srmp_prior") or {}
-        return chosen.get("prior") if chosen.get("settings") == self.settings("mrmp") else None
+        same = (chosen.get("settings"), chosen.get("protocol")) == (
+            self.settings("mrmp"),
+            self.protocol_settings(),
+        )
+        return chosen.get("prior") if same else None
 
     def run(self, stages: tuple[str, ...] = STAGES) -> None:
         """Every unit of the given stages, fold by fold; SRMP last since it uses the best MRMP
@@ -277,6 +311,7 @@ class Reproduction:
         results: dict[str, Any] = {
             "dataset": self.cfg.dataset,
             "protocol": self.proto["protocol"],
+            "protocol_settings": self.protocol_settings(),
             "command": self.cfg.command,
             "params": build_model(self.data, ModelSpec()).num_params(),
             "seen_rates": list(PAPER_RATES),

@@ -65,6 +65,24 @@ def test_results_shape_table_and_plots(tmp_path):
     other = Reproduction(replace(cfg, mrmp_epochs=2), log=lambda _: None)
     with pytest.raises(ValueError, match=r"mrmp/gaussian/fold0\.json was made with"):
         other.run(("mrmp",))
+    # Units also record the dataset's protocol (descriptor, augmentation, batch, filters): a
+    # unit of another protocol is refused too, naming what differs.
+    assert dense["protocol"] == repro.protocol_settings() == results["protocol_settings"]
+    assert results["protocol_settings"]["descriptor"]["chunks"] == 4
+    path = cfg.work / "dense" / "fold0.json"
+    tampered = {**dense, "protocol": {**dense["protocol"], "batch_size": 7}}
+    path.write_text(json.dumps(tampered))
+    with pytest.raises(ValueError, match=r"dense/fold0\.json was made under another .*batch_size"):
+        repro.aggregate(tmp_path / "other")
+    path.write_text(json.dumps(dense))
+    # The SRMP prior is chosen again when the protocol it was chosen under changed.
+    prior_path = cfg.work / "srmp_prior.json"
+    chosen = json.loads(prior_path.read_text())
+    assert chosen["protocol"] == repro.protocol_settings()
+    assert repro._chosen_prior() == chosen["prior"]
+    prior_path.write_text(json.dumps({**chosen, "protocol": {}}))
+    assert repro._chosen_prior() is None
+    prior_path.write_text(json.dumps(chosen))
     # The SRMP prior was chosen among MRMP units of other settings: not reused.
     assert json.loads((cfg.work / "srmp_prior.json").read_text())["settings"]["mrmp_epochs"] == 3
     with pytest.raises(ValueError, match=r"mrmp/gaussian/fold0\.json was made with"):
