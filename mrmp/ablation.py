@@ -17,7 +17,6 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from mrmp.augment import AugmentConfig
 from mrmp.evaluate import accuracy
 from mrmp.experiment import (
     Data,
@@ -67,10 +66,8 @@ class AblationError(ValueError):
 def resolve(dataset: str, overrides: dict[str, Any]) -> dict[str, Any]:
     """A variant's full settings: the protocol's, with its overrides applied."""
     proto = protocol(dataset)
-    descriptor = replace(
-        proto.get("descriptor", DescriptorConfig()), **overrides.get("descriptor", {})
-    )
-    augment = replace(proto.get("augment", AugmentConfig()), **overrides.get("augment", {}))
+    descriptor = replace(proto["descriptor"], **overrides.get("descriptor", {}))
+    augment = replace(proto["augment"], **overrides.get("augment", {}))
     return {
         "descriptor": descriptor.to_dict(),
         "augment": augment.to_dict(),

@@ -43,7 +43,9 @@ SYNTHETIC_PROTOCOL = {"filters": 8, "batch_size": 200, "test_folds": (0,), "prot
 
 
 def protocol(dataset: str) -> dict[str, Any]:
-    return PROTOCOLS.get(dataset, SYNTHETIC_PROTOCOL)
+    """A dataset's protocol; the default descriptor and augmentation where it names none."""
+    defaults = {"descriptor": DescriptorConfig(), "augment": AugmentConfig()}
+    return {**defaults, **PROTOCOLS.get(dataset, SYNTHETIC_PROTOCOL)}
 
 
 @dataclass
@@ -68,7 +70,7 @@ class Data:
 def load_data(
     name: str, descriptor: DescriptorConfig | None = None, data_dir: str | None = None
 ) -> Data:
-    descriptor = descriptor or protocol(name).get("descriptor", DescriptorConfig())
+    descriptor = descriptor or protocol(name)["descriptor"]
     ds = load_dataset(name, data_dir)
     x = torch.from_numpy(describe_batch(ds.sequences, descriptor, ds.layout.num_joints))
     return Data(ds, descriptor, x, torch.from_numpy(ds.labels).long())
@@ -98,7 +100,7 @@ def build_model(data: Data, spec: ModelSpec) -> LatentGCN:
 
 def train_config(data: Data, **overrides: Any) -> TrainConfig:
     proto = protocol(data.dataset.name)
-    augment = proto.get("augment", AugmentConfig()).to_dict()
+    augment = proto["augment"].to_dict()
     cfg = TrainConfig(batch_size=proto["batch_size"], augment=augment)
     return replace(cfg, **overrides)
 

@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mrmp.augment import AugmentConfig
 from mrmp.derive import derive_masks
 from mrmp.evaluate import (
     RATE_GRID,
@@ -36,7 +35,6 @@ from mrmp.experiment import (
 )
 from mrmp.gcn import MaskGate
 from mrmp.priors import PRIORS
-from mrmp.skeleton import DescriptorConfig
 from mrmp.train import PAPER_RATES, TrainConfig
 
 # Dense (with MP and MP-FT), MRMP per prior, then SRMP per seen rate with the best prior.
@@ -116,8 +114,8 @@ class Reproduction:
         record = {
             "filters": self.proto["filters"],
             "batch_size": self.proto["batch_size"],
-            "descriptor": self.proto.get("descriptor", DescriptorConfig()).to_dict(),
-            "augment": self.proto.get("augment", AugmentConfig()).to_dict(),
+            "descriptor": self.proto["descriptor"].to_dict(),
+            "augment": self.proto["augment"].to_dict(),
         }
         return json.loads(json.dumps(record))
 
