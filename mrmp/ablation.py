@@ -44,16 +44,17 @@ VARIANTS: dict[str, dict[str, dict[str, Any]]] = {
     },
     "fpha": {
         "author's (4 chunks, batch 600), no augmentation": {
-            "descriptor": {"chunks": 4, "root_joint": None, "local_frame": None},
+            "descriptor": {"chunks": 4, "velocity": False, "root_joint": None, "local_frame": None},
             "augment": {"rotate_degrees": 0.0},
             "batch_size": 600,
         },
         "8 chunks, wrist-relative, batch 64": {
-            "descriptor": {"local_frame": None},
+            "descriptor": {"velocity": False, "local_frame": None},
             "augment": {"rotate_degrees": 0.0},
         },
-        "+ palm frame": {"augment": {"rotate_degrees": 0.0}},
-        "+ rotations (protocol)": {},
+        "+ palm frame": {"descriptor": {"velocity": False}, "augment": {"rotate_degrees": 0.0}},
+        "+ rotations": {"descriptor": {"velocity": False}},
+        "+ velocities (protocol)": {},
         "protocol without the palm frame": {"descriptor": {"local_frame": None}},
     },
 }
