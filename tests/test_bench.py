@@ -2,11 +2,13 @@
 from their JSON (the numbers themselves are measured, not tested)."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from bench import compute, http, report
+from mrmp.store import read_manifest
 
 
 @pytest.fixture(scope="module")
@@ -68,3 +70,12 @@ def test_report_refuses_results_of_two_models(results, tmp_path):
     (other / "http.json").write_text(json.dumps(h))
     with pytest.raises(ValueError, match="re-run both on one model"):
         report.write(other, tmp_path / "benchmarks.md")
+
+
+def test_committed_benchmarks_measure_the_shipped_model():
+    """docs/benchmarks.md is re-measured whenever the shipped weights change."""
+    root = Path(__file__).resolve().parent.parent
+    shipped = read_manifest(root / "model_store" / "sbu-mrmp")["version"]
+    for name in ("compute.json", "http.json"):
+        measured = json.loads((root / "docs" / "benchmarks" / name).read_text())["model"]
+        assert measured["version"] == shipped, f"{name}: re-run python -m bench"
