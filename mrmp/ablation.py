@@ -30,9 +30,20 @@ from mrmp.experiment import (
 from mrmp.reproduce import write_json
 from mrmp.skeleton import DescriptorConfig
 
-# Per dataset: variant name -> overrides of the protocol's descriptor, augmentation and batch.
-# Cumulative, from the author's settings to the protocol; FPHA's last variant leaves one choice
-# out of the protocol, so both of its additions are measured alone and together.
+# The dense network's recipe in `mrmp reproduce` (its --epochs and --dense-* options), in two
+# steps on top of the protocol: TrainConfig overrides, epochs included.
+DENSE_RECIPE: dict[str, dict[str, Any]] = {
+    "+ cosine lr 3e-3, 600 epochs": {
+        "train": {"epochs": 600, "lr": 3e-3, "lr_schedule": "cosine"},
+    },
+    "+ 8 temporal crops (dense recipe)": {
+        "train": {"epochs": 600, "lr": 3e-3, "lr_schedule": "cosine", "temporal_crops": 8},
+    },
+}
+# Per dataset: variant name -> overrides of the protocol's descriptor, augmentation and batch,
+# and of the training ("train"). Cumulative, from the author's settings to the protocol, then
+# the dense recipe; FPHA's last variant leaves one choice out of the protocol, so both of its
+# additions are measured alone and together.
 VARIANTS: dict[str, dict[str, dict[str, Any]]] = {
     "sbu": {
         "files' coordinates, no augmentation": {
@@ -41,6 +52,7 @@ VARIANTS: dict[str, dict[str, dict[str, Any]]] = {
         },
         "+ axis_scale": {"augment": {"swap_persons": False}},
         "+ person swap (protocol)": {},
+        **DENSE_RECIPE,
     },
     "fpha": {
         "author's (4 chunks, batch 600), no augmentation": {
@@ -55,6 +67,7 @@ VARIANTS: dict[str, dict[str, dict[str, Any]]] = {
         "+ palm frame": {"descriptor": {"velocity": False}, "augment": {"rotate_degrees": 0.0}},
         "+ rotations": {"descriptor": {"velocity": False}},
         "+ velocities (protocol)": {},
+        **DENSE_RECIPE,
         "protocol without the palm frame": {"descriptor": {"local_frame": None}},
     },
 }
@@ -69,27 +82,31 @@ def resolve(dataset: str, overrides: dict[str, Any]) -> dict[str, Any]:
     proto = protocol(dataset)
     descriptor = replace(proto["descriptor"], **overrides.get("descriptor", {}))
     augment = replace(proto["augment"], **overrides.get("augment", {}))
-    return {
+    settings = {
         "descriptor": descriptor.to_dict(),
         "augment": augment.to_dict(),
         "batch_size": overrides.get("batch_size", proto["batch_size"]),
     }
+    if "train" in overrides:  # absent otherwise, so variants without one keep their settings
+        settings["train"] = dict(overrides["train"])
+    return settings
 
 
 def run_variant(data: Data, settings: dict[str, Any], fold: int, seed: int, epochs: int) -> float:
     """Held-out dense accuracy of one variant (resolved settings, `data` described with its
     descriptor) on one fold."""
-    xtr, ytr, xte, yte = data.split(fold)
+    _, _, xte, yte = data.split(fold)
     model = build_model(data, ModelSpec(seed=seed))
+    recipe = {"epochs": epochs, **settings.get("train", {})}
     cfg = train_config(
         data,
         method="dense",
-        epochs=epochs,
         seed=seed,
         augment=settings["augment"],
         batch_size=settings["batch_size"],
+        **recipe,
     )
-    fit(data, model, xtr, ytr, cfg, show_progress=False)
+    fit(data, model, fold, cfg, show_progress=False)
     return accuracy(model, xte, yte)
 
 
@@ -110,16 +127,19 @@ def ablate(
         json.dumps({name: resolve(dataset, o) for name, o in VARIANTS[dataset].items()})
     )
     results: dict[str, Any] = json.loads(out.read_text()) if out.exists() else {}
-    if results:
-        held = (results.get("epochs"), results.get("settings"))
-        if held != (epochs, settings):
-            raise AblationError(
-                f"{out} holds runs of other settings (command {results.get('command')!r}); "
-                "move it away to start afresh"
-            )
+    # A variant added since keeps the others' runs; one whose settings changed is refused.
+    held = results.get("settings", {})
+    changed = [name for name in settings if name in held and held[name] != settings[name]]
+    if results and (results.get("epochs") != epochs or changed):
+        what = ", ".join(changed) if changed else f"{results.get('epochs')} epochs"
+        raise AblationError(
+            f"{out} holds runs of other settings ({what}; command {results.get('command')!r}): "
+            "move it away to start afresh"
+        )
     results.pop("variants", None)  # the summary is rebuilt from the runs below
-    results.update(dataset=dataset, epochs=epochs, command=command, settings=settings)
-    runs: dict[str, float] = results.setdefault("runs", {})
+    # Runs of variants no longer ablated go with them.
+    runs = {k: v for k, v in results.get("runs", {}).items() if k.split(" | ")[0] in settings}
+    results.update(dataset=dataset, epochs=epochs, command=command, settings=settings, runs=runs)
     folds = protocol(dataset)["test_folds"]
     for name in VARIANTS[dataset]:
         todo = [

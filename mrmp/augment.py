@@ -11,12 +11,15 @@ local_frame); with those, a swap is refused.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
+from typing import Any
 
+import numpy as np
 import torch
 from torch import Tensor
 
-from mrmp.skeleton import DescriptorConfig, Layout
+from mrmp.skeleton import DescriptorConfig, Layout, describe_batch
 from mrmp.train import Augment
 
 
@@ -38,6 +41,31 @@ class AugmentConfig:
     @property
     def active(self) -> bool:
         return self.swap_persons or self.rotate_degrees > 0
+
+
+def crop_views(
+    sequences: Sequence[Any],
+    descriptor: DescriptorConfig,
+    num_joints: int,
+    views: int,
+    crop_min: float,
+    seed: int,
+) -> Tensor:
+    """(views, N, J, F) descriptors: view 0 of each sequence whole, the others random
+    contiguous crops of round(T * u) frames, u uniform in [crop_min, 1] (at least one frame),
+    drawn from `seed`. The descriptor sees a shorter sequence, not a masked one: a crop is an
+    action caught a little late or left a little early."""
+    rng = np.random.default_rng(seed)
+    out = [describe_batch(sequences, descriptor, num_joints)]
+    for _ in range(views - 1):
+        crops = []
+        for seq in sequences:
+            t = len(seq)
+            length = max(round(t * rng.uniform(crop_min, 1.0)), 1)
+            start = int(rng.integers(0, t - length + 1))
+            crops.append(seq[start : start + length])
+        out.append(describe_batch(crops, descriptor, num_joints))
+    return torch.from_numpy(np.stack(out))
 
 
 def person_swap(layout: Layout) -> Tensor:

@@ -27,7 +27,7 @@ from mrmp.experiment import (
 from mrmp.priors import PRIORS
 from mrmp.skeleton import DescriptorConfig
 from mrmp.store import StoreError, load_model, save_model
-from mrmp.train import LOW_RATES, METHODS, PAPER_RATES
+from mrmp.train import LOW_RATES, LR_SCHEDULES, METHODS, PAPER_RATES
 
 app = typer.Typer(help="One-shot multi-rate pruning of a skeleton GCN.", no_args_is_help=True)
 
@@ -100,7 +100,7 @@ def train_cmd(
     train_rates = _rates(rates, LOW_RATES + PAPER_RATES)
     fold = _fold(test_fold)
     data = load_data(dataset, data_dir=data_dir)
-    xtr, ytr, xte, yte = data.split(fold)
+    _, _, xte, yte = data.split(fold)
     model = build_model(data, ModelSpec(prior=prior, seed=seed))
     cfg = train_config(
         data,
@@ -112,7 +112,7 @@ def train_cmd(
         rates_per_step=rates_per_step,
         seed=seed,
     )
-    fit(data, model, xtr, ytr, cfg, checkpoint=checkpoint)
+    fit(data, model, fold, cfg, checkpoint=checkpoint)
     proto = f"held-out fold {fold}" if fold is not None else "none (trained on all data)"
     table = evaluation_table(model, xte, yte, service_rates(cfg), proto)
     manifest = manifest_for(
@@ -171,6 +171,13 @@ def reproduce_cmd(
     ] = None,
     out: Annotated[Path, typer.Option(help="results folder")] = Path("docs/results"),
     epochs: Annotated[int, typer.Option(help="dense training epochs")] = 300,
+    dense_lr: Annotated[float, typer.Option(help="dense learning rate")] = 1e-3,
+    dense_lr_schedule: Annotated[
+        str, typer.Option(help=f"dense learning-rate schedule: {', '.join(LR_SCHEDULES)}")
+    ] = "constant",
+    dense_temporal_crops: Annotated[
+        int, typer.Option(help="dense: views per training sequence (whole + random crops)")
+    ] = 1,
     mrmp_epochs: Annotated[int, typer.Option(help="MRMP training epochs")] = 300,
     srmp_epochs: Annotated[int, typer.Option(help="SRMP training epochs, per rate")] = 300,
     mp_finetune_epochs: int = 50,
@@ -199,12 +206,19 @@ def reproduce_cmd(
     """The paper's results on one dataset: dense, MP, SRMP, MRMP x 3 priors (resumable)."""
     from mrmp.reproduce import STAGES, ReproConfig, Reproduction
 
+    if dense_lr_schedule not in LR_SCHEDULES:
+        raise typer.BadParameter(f"dense-lr-schedule must be one of {', '.join(LR_SCHEDULES)}")
+    if dense_temporal_crops < 1:
+        raise typer.BadParameter("dense-temporal-crops must be >= 1")
     if threads:
         torch.set_num_threads(threads)
     cfg = ReproConfig(
         dataset=dataset,
         work=work or _units(dataset),
         epochs=epochs,
+        dense_lr=dense_lr,
+        dense_lr_schedule=dense_lr_schedule,
+        dense_temporal_crops=dense_temporal_crops,
         mrmp_epochs=mrmp_epochs,
         srmp_epochs=srmp_epochs,
         mp_finetune_epochs=mp_finetune_epochs,

@@ -5,10 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+import numpy as np
 import torch
 from torch import Tensor
 
-from mrmp.augment import AugmentConfig, make_augment
+from mrmp.augment import AugmentConfig, crop_views, make_augment
 from mrmp.evaluate import RATE_GRID, evaluate_rates
 from mrmp.gcn import GCNConfig, LatentGCN
 from mrmp.priors import get_prior
@@ -60,14 +61,16 @@ class Data:
     x: Tensor
     y: Tensor
 
+    def indices(self, test_fold: int | None) -> tuple[np.ndarray, np.ndarray]:
+        """(train, test) sequence indices; test_fold None trains on everything (no test set)."""
+        if test_fold is None:
+            return np.arange(len(self.y), dtype=np.int64), np.empty(0, dtype=np.int64)
+        return self.dataset.split(test_fold)
+
     def split(self, test_fold: int | None) -> tuple[Tensor, Tensor, Tensor, Tensor]:
         """Train and test tensors; test_fold None trains on everything (no test set)."""
-        if test_fold is None:
-            empty = torch.empty(0, dtype=torch.long)
-            return self.x, self.y, self.x[empty], self.y[empty]
-        tr, te = self.dataset.split(test_fold)
-        tr_t, te_t = torch.from_numpy(tr), torch.from_numpy(te)
-        return self.x[tr_t], self.y[tr_t], self.x[te_t], self.y[te_t]
+        tr, te = (torch.from_numpy(i) for i in self.indices(test_fold))
+        return self.x[tr], self.y[tr], self.x[te], self.y[te]
 
 
 def load_data(
@@ -108,9 +111,23 @@ def train_config(data: Data, **overrides: Any) -> TrainConfig:
     return replace(cfg, **overrides)
 
 
-def fit(data: Data, model: LatentGCN, x: Tensor, y: Tensor, cfg: TrainConfig, **kw: Any) -> None:
-    """`train` with the configuration's augmentation built for the dataset's layout."""
-    augment = make_augment(AugmentConfig(**cfg.augment), data.dataset.layout, data.descriptor)
+def fit(data: Data, model: LatentGCN, test_fold: int | None, cfg: TrainConfig, **kw: Any) -> None:
+    """`train` on every fold but `test_fold` (None: all data), with the configuration's
+    augmentation built for the dataset's layout and, with temporal crops, its crop views."""
+    config = AugmentConfig(**cfg.augment)
+    tr, _ = data.indices(test_fold)
+    x, y = data.x[torch.from_numpy(tr)], data.y[torch.from_numpy(tr)]
+    if cfg.temporal_crops > 1:
+        sequences = [data.dataset.sequences[i] for i in tr]
+        x = crop_views(
+            sequences,
+            data.descriptor,
+            data.dataset.layout.num_joints,
+            cfg.temporal_crops,
+            cfg.crop_min,
+            cfg.seed,
+        )
+    augment = make_augment(config, data.dataset.layout, data.descriptor)
     train(model, x, y, cfg, augment=augment, **kw)
 
 

@@ -65,6 +65,6 @@ def release(repro: Reproduction, out: Path, *, name: str, command: str) -> dict[
     data, cfg = repro.data, repro.cfg
     model = build_model(data, ModelSpec(prior=prior, seed=cfg.seed))
     tc = repro.mrmp_config(prior)
-    fit(data, model, data.x, data.y, tc, desc=f"release {prior}")
+    fit(data, model, None, tc, desc=f"release {prior}")
     manifest = manifest_for(data, model, tc, name=name, command=command, evaluation=evaluation)
     return save_model(out, model, manifest)

@@ -42,7 +42,13 @@ STAGES: tuple[str, ...] = ("dense", "mrmp", "srmp")
 # The ReproConfig fields that shape each kind of unit. A unit records them when it is made; one
 # made under other values is refused when reused or aggregated, never silently mixed in.
 UNIT_SETTINGS: dict[str, tuple[str, ...]] = {
-    "dense": ("epochs", "mp_finetune_epochs"),
+    "dense": (
+        "epochs",
+        "dense_lr",
+        "dense_lr_schedule",
+        "dense_temporal_crops",
+        "mp_finetune_epochs",
+    ),
     "mrmp": ("mrmp_epochs", "rates_per_step", "rate_jitter", "top_rate_every_step", "kl_weight"),
     "srmp": ("srmp_epochs", "kl_weight"),
 }
@@ -61,6 +67,10 @@ class ReproConfig:
     dataset: str
     work: Path
     epochs: int = 300  # the dense network (and MP's starting point)
+    # The dense network's own recipe (MP starts from it; MP's fine-tuning keeps the defaults).
+    dense_lr: float = 1e-3
+    dense_lr_schedule: str = "constant"
+    dense_temporal_crops: int = 1
     # One MRMP network trains every rate, a few per step; SRMP trains one network per rate.
     mrmp_epochs: int = 300
     srmp_epochs: int = 300
@@ -159,11 +169,19 @@ class Reproduction:
 
     def _dense(self, fold: int) -> dict:
         def run(ckpt: Path) -> dict:
-            xtr, ytr, xte, yte = self.data.split(fold)
+            _, _, xte, yte = self.data.split(fold)
             spec = ModelSpec(prior="gaussian", seed=self.cfg.seed)
             model = build_model(self.data, spec)
-            tc = train_config(self.data, method="dense", epochs=self.cfg.epochs, seed=spec.seed)
-            fit(self.data, model, xtr, ytr, tc, checkpoint=ckpt, desc=f"dense f{fold}")
+            tc = train_config(
+                self.data,
+                method="dense",
+                epochs=self.cfg.epochs,
+                lr=self.cfg.dense_lr,
+                lr_schedule=self.cfg.dense_lr_schedule,
+                temporal_crops=self.cfg.dense_temporal_crops,
+                seed=spec.seed,
+            )
+            fit(self.data, model, fold, tc, checkpoint=ckpt, desc=f"dense f{fold}")
             out: dict[str, Any] = {"dense": accuracy(model, xte, yte), "mp": {}, "mp_ft": {}}
             state = {k: v.clone() for k, v in model.state_dict().items()}
             for r in PAPER_RATES:
@@ -174,7 +192,7 @@ class Reproduction:
                 )
                 if self.cfg.mp_finetune_epochs > 0:
                     ft = train_config(self.data, method="dense", epochs=self.cfg.mp_finetune_epochs)
-                    fit(self.data, model, xtr, ytr, ft, masks=masks, desc=f"mp-ft {r} f{fold}")
+                    fit(self.data, model, fold, ft, masks=masks, desc=f"mp-ft {r} f{fold}")
                     acc = accuracy(lambda x, m=masks: model(x, MaskGate(m)), xte, yte)
                     out["mp_ft"][rate_key(r)] = acc
                     model.load_state_dict(state)
@@ -198,10 +216,10 @@ class Reproduction:
 
     def _mrmp(self, prior: str, fold: int) -> dict:
         def run(ckpt: Path) -> dict:
-            xtr, ytr, xte, yte = self.data.split(fold)
+            _, _, xte, yte = self.data.split(fold)
             model = build_model(self.data, ModelSpec(prior=prior, seed=self.cfg.seed))
             tc = self.mrmp_config(prior)
-            fit(self.data, model, xtr, ytr, tc, checkpoint=ckpt, desc=f"mrmp {prior} f{fold}")
+            fit(self.data, model, fold, tc, checkpoint=ckpt, desc=f"mrmp {prior} f{fold}")
             rates = sorted({*tc.rates, *RATE_GRID})
             return {
                 "seen_rates": list(tc.rates),
@@ -213,7 +231,7 @@ class Reproduction:
 
     def _srmp(self, prior: str, rate: float, fold: int) -> dict:
         def run(ckpt: Path) -> dict:
-            xtr, ytr, xte, yte = self.data.split(fold)
+            _, _, xte, yte = self.data.split(fold)
             model = build_model(self.data, ModelSpec(prior=prior, seed=self.cfg.seed))
             tc = train_config(
                 self.data,
@@ -225,7 +243,7 @@ class Reproduction:
                 seed=self.cfg.seed,
             )
             desc = f"srmp {prior} {rate} f{fold}"
-            fit(self.data, model, xtr, ytr, tc, checkpoint=ckpt, desc=desc)
+            fit(self.data, model, fold, tc, checkpoint=ckpt, desc=desc)
             return evaluate_rates(model, xte, yte, [rate], "prior")[rate_key(rate)]
 
         return self._unit(f"srmp/{prior}/{rate_key(rate)}/fold{fold}", run)
@@ -320,6 +338,9 @@ class Reproduction:
                 "srmp": self.cfg.srmp_epochs,
                 "mp_finetune": self.cfg.mp_finetune_epochs,
             },
+            "dense_lr": self.cfg.dense_lr,
+            "dense_lr_schedule": self.cfg.dense_lr_schedule,
+            "dense_temporal_crops": self.cfg.dense_temporal_crops,
             "mrmp_rates_per_step": self.cfg.rates_per_step,
             "mrmp_rate_jitter": self.cfg.rate_jitter,
             "mrmp_top_rate_every_step": self.cfg.top_rate_every_step,

@@ -22,6 +22,7 @@ PAPER_RATES: tuple[float, ...] = (0.5, 0.55, 0.6, 0.65, 0.7, 0.75, 0.8, 0.85, 0.
 # Rates below the paper's range that the service also accepts, so MRMP trains them too [ours].
 LOW_RATES: tuple[float, ...] = (0.0, 0.25)
 METHODS: tuple[str, ...] = ("dense", "srmp", "mrmp")
+LR_SCHEDULES: tuple[str, ...] = ("constant", "cosine")
 
 
 @dataclass
@@ -45,6 +46,14 @@ class TrainConfig:
     epochs: int = 300
     batch_size: int = 200
     lr: float = 1e-3
+    # "constant", or "cosine": per step from `lr` down to 0 over the whole run [ours].
+    lr_schedule: str = "constant"
+    # Temporal crops [ours]: each training sequence is described whole and as
+    # temporal_crops - 1 random contiguous crops of crop_min..1 of its frames, made once from
+    # the seed (mrmp.augment.crop_views); each epoch shows every sequence once, as one of its
+    # views drawn at random, so the steps per epoch do not change.
+    temporal_crops: int = 1
+    crop_min: float = 0.8
     sigma_start: float = 1.0
     sigma_end: float = 100.0
     seed: int = 0
@@ -56,6 +65,14 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if self.method not in METHODS:
             raise ValueError(f"unknown method {self.method!r}; known: {', '.join(METHODS)}")
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise ValueError(
+                f"unknown lr_schedule {self.lr_schedule!r}; known: {', '.join(LR_SCHEDULES)}"
+            )
+        if self.temporal_crops < 1:
+            raise ValueError(f"temporal_crops must be >= 1, got {self.temporal_crops}")
+        if not 0.0 < self.crop_min <= 1.0:
+            raise ValueError(f"crop_min must lie in (0, 1], got {self.crop_min}")
         if self.method == "dense":
             self.rates = (0.0,)
         self.rates = tuple(float(r) for r in self.rates)
@@ -120,7 +137,8 @@ def train(
 ) -> list[dict]:
     """Train in place; returns the per-epoch history. With `masks`, the dense objective is
     trained under those fixed masks (fine-tuning a magnitude-pruned network). `augment`
-    transforms each mini-batch of descriptors, drawing from the training generator.
+    transforms each mini-batch of descriptors, drawing from the training generator. `x` is
+    (N, J, F), or (V, N, J, F): V views of each sample, one drawn at random each epoch.
 
     A `checkpoint` file is written every `checkpoint_every` epochs and resumed from if present.
     """
@@ -129,6 +147,14 @@ def train(
     seed_everything(cfg.seed)
     gen = torch.Generator().manual_seed(cfg.seed)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    views = x if x.dim() == 4 else x.unsqueeze(0)
+    n = views.shape[1]
+    steps_per_epoch = -(-n // cfg.batch_size)
+    schedule = None
+    if cfg.lr_schedule == "cosine":
+        schedule = torch.optim.lr_scheduler.CosineAnnealingLR(
+            opt, T_max=max(cfg.epochs * steps_per_epoch, 1)
+        )
     kl = SoftHistogramKL(model.prior, bins=cfg.kl_bins, sample=cfg.kl_sample)
     use_kl = cfg.method != "dense" and cfg.kl_weight > 0
     history: list[dict] = []
@@ -137,11 +163,12 @@ def train(
         state = torch.load(checkpoint, weights_only=True)
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["optimizer"])
+        if schedule is not None:
+            schedule.load_state_dict(state["schedule"])
         gen.set_state(state["generator"])
         torch.set_rng_state(state["torch_rng"])
         start = int(state["epoch"])
         history = list(state.get("history", []))
-    n = x.shape[0]
     bar = tqdm(
         range(start, cfg.epochs),
         initial=start,
@@ -153,11 +180,14 @@ def train(
     model.train()
     for epoch in bar:
         order = torch.randperm(n, generator=gen)
+        # Without views the generator's stream is the same as before views existed.
+        view = torch.randint(len(views), (n,), generator=gen) if len(views) > 1 else None
         ce_sum = kl_sum = 0.0
         steps = 0
         for s in range(0, n, cfg.batch_size):
             idx = order[s : s + cfg.batch_size]
-            xb, yb = x[idx], y[idx]
+            xb = views[0, idx] if view is None else views[view[idx], idx]
+            yb = y[idx]
             if augment is not None:
                 xb = augment(xb, gen)
             progress = (epoch + s / n) / max(cfg.epochs - 1, 1)
@@ -175,9 +205,16 @@ def train(
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
+            if schedule is not None:
+                schedule.step()
             ce_sum += float(ce.detach())
             steps += 1
-        record = {"epoch": epoch + 1, "ce": ce_sum / steps, "kl": kl_sum / steps}
+        record = {
+            "epoch": epoch + 1,
+            "ce": ce_sum / steps,
+            "kl": kl_sum / steps,
+            "lr": opt.param_groups[0]["lr"],  # for the next step
+        }
         history.append(record)
         bar.set_postfix(ce=f"{record['ce']:.3f}", kl=f"{record['kl']:.4f}")
         if checkpoint is not None and (
@@ -189,6 +226,7 @@ def train(
                 {
                     "model": model.state_dict(),
                     "optimizer": opt.state_dict(),
+                    "schedule": schedule.state_dict() if schedule is not None else None,
                     "generator": gen.get_state(),
                     "torch_rng": torch.get_rng_state(),
                     "epoch": epoch + 1,

@@ -38,7 +38,7 @@ def small_model(synthetic: Data):
 
 def train_store(data: Data, folder: Path, *, test_fold: int | None, epochs: int, **arch) -> Path:
     """Train a small MRMP on `data` (holding out `test_fold`) and save it as a model store."""
-    xtr, ytr, xte, yte = data.split(test_fold)
+    _, _, xte, yte = data.split(test_fold)
     model = build_model(data, ModelSpec(prior="gaussian", arch=arch))
     cfg = train_config(
         data,
@@ -48,7 +48,7 @@ def train_store(data: Data, folder: Path, *, test_fold: int | None, epochs: int,
         rates_per_step=None,
         rate_jitter=False,
     )
-    fit(data, model, xtr, ytr, cfg, show_progress=False)
+    fit(data, model, test_fold, cfg, show_progress=False)
     rates = (0.5, 0.9, 0.98)
     evaluation = evaluation_table(model, xte, yte, rates, f"fold {test_fold} held out")
     manifest = manifest_for(

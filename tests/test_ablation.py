@@ -34,6 +34,21 @@ def test_ablate_runs_summarizes_and_resumes(tmp_path, monkeypatch):
     assert table.count("\n") == 4 and "| rotated |" in table
 
 
+def test_a_new_variant_keeps_the_others_runs(tmp_path, monkeypatch):
+    monkeypatch.setattr(ablation, "VARIANTS", VARIANTS)
+    out = tmp_path / "ablation.json"
+    logged: list[str] = []
+    before = ablation.ablate("synthetic-sbu", out, (0,), 1, "cmd", log=logged.append)
+    longer = {"plain": {}, "longer": {"train": {"epochs": 2, "lr_schedule": "cosine"}}}
+    monkeypatch.setattr(ablation, "VARIANTS", {"synthetic-sbu": longer})
+    after = ablation.ablate("synthetic-sbu", out, (0,), 1, "cmd", log=logged.append)
+    assert logged[2:] == ["[ablate synthetic-sbu] longer | seed 0 | fold 0"]
+    assert after["runs"]["plain | seed 0 | fold 0"] == before["runs"]["plain | seed 0 | fold 0"]
+    assert "rotated | seed 0 | fold 0" not in after["runs"]  # no longer ablated
+    assert after["settings"]["longer"]["train"] == {"epochs": 2, "lr_schedule": "cosine"}
+    assert "train" not in after["settings"]["plain"]
+
+
 def test_ablate_unknown_dataset(tmp_path):
     with pytest.raises(ablation.AblationError, match="no ablation"):
         ablation.ablate("nope", tmp_path / "a.json", (0,), 1, "cmd")

@@ -1,10 +1,12 @@
 """Augmentation acts on descriptors exactly as it would on the skeletons."""
 
+import math
+
 import numpy as np
 import pytest
 import torch
 
-from mrmp.augment import AugmentConfig, make_augment, person_swap, rotations
+from mrmp.augment import AugmentConfig, crop_views, make_augment, person_swap, rotations
 from mrmp.skeleton import SBU_LAYOUT, DescriptorConfig, describe, make_synthetic
 
 
@@ -79,3 +81,40 @@ def test_axis_scale_is_applied_before_normalizing():
 
 def test_no_augmentation_is_none():
     assert make_augment(AugmentConfig(), SBU_LAYOUT) is None
+
+
+def _window_of(view: np.ndarray, seq: np.ndarray, cfg: DescriptorConfig, min_len: int) -> int:
+    """The length of the contiguous window of `seq` whose descriptor is `view` (0: none)."""
+    t = len(seq)
+    for length in range(t, min_len - 1, -1):
+        for start in range(t - length + 1):
+            if np.allclose(describe(seq[start : start + length], cfg), view, atol=1e-5):
+                return length
+    return 0
+
+
+def test_crop_views_are_the_whole_sequence_then_contiguous_crops():
+    cfg = DescriptorConfig(chunks=3, velocity=True)
+    seqs = _sequences()
+    views = crop_views(seqs, cfg, SBU_LAYOUT.num_joints, views=3, crop_min=0.5, seed=1)
+    assert views.shape == (3, len(seqs), SBU_LAYOUT.num_joints, cfg.feature_dim())
+    np.testing.assert_array_equal(views[0].numpy(), np.stack([describe(s, cfg) for s in seqs]))
+    lengths = []
+    for v in (1, 2):
+        for i, seq in enumerate(seqs):
+            length = _window_of(views[v, i].numpy(), seq, cfg, math.ceil(0.5 * len(seq)))
+            assert length, f"view {v} of sequence {i} is no window of >= half its frames"
+            lengths.append(length / len(seq))
+    assert min(lengths) < 1.0  # some views are real crops
+    again = crop_views(seqs, cfg, SBU_LAYOUT.num_joints, views=3, crop_min=0.5, seed=1)
+    torch.testing.assert_close(views, again)
+    other = crop_views(seqs, cfg, SBU_LAYOUT.num_joints, views=3, crop_min=0.5, seed=2)
+    assert not torch.equal(views[1:], other[1:])
+
+
+def test_crop_views_with_crop_min_one_are_the_whole_sequence():
+    cfg = DescriptorConfig()
+    seqs = _sequences()
+    views = crop_views(seqs, cfg, SBU_LAYOUT.num_joints, views=4, crop_min=1.0, seed=0)
+    for v in range(1, 4):
+        torch.testing.assert_close(views[v], views[0])

@@ -15,6 +15,7 @@ def test_results_shape_table_and_plots(tmp_path):
         dataset="synthetic-sbu",
         work=tmp_path / "units",
         epochs=2,
+        dense_temporal_crops=2,
         mrmp_epochs=3,
         srmp_epochs=1,
         mp_finetune_epochs=1,
@@ -50,12 +51,19 @@ def test_results_shape_table_and_plots(tmp_path):
         "kl_weight": 1.0,
     }
     dense = json.loads((cfg.work / "dense" / "fold0.json").read_text())
-    assert dense["settings"] == {"epochs": 2, "mp_finetune_epochs": 1}
+    assert dense["settings"] == {
+        "epochs": 2,
+        "dense_lr": 1e-3,
+        "dense_lr_schedule": "constant",
+        "dense_temporal_crops": 2,
+        "mp_finetune_epochs": 1,
+    }
     changes = {
         "top_rate_every_step": (False, "made with --top-rate-every-step, not --no-top"),
         "mrmp_epochs": (2, "made with --mrmp-epochs 3, not --mrmp-epochs 2"),
         "srmp_epochs": (2, "made with --srmp-epochs 1, not --srmp-epochs 2"),
         "epochs": (3, "made with --epochs 2, not --epochs 3"),
+        "dense_lr_schedule": ("cosine", "--dense-lr-schedule constant, not --dense-lr-schedule co"),
         "kl_weight": (0.5, r"--kl-weight 1\.0, not --kl-weight 0\.5"),
     }
     for field, (value, message) in changes.items():

@@ -1,3 +1,5 @@
+import math
+
 import pytest
 import torch
 
@@ -59,12 +61,43 @@ def test_mrmp_keeps_accuracy_and_prior_alignment(synthetic):
         assert row["observed_rate"] == pytest.approx(float(key), abs=0.02)
 
 
-def test_training_is_deterministic_and_resumes_from_checkpoint(synthetic, tmp_path, monkeypatch):
+def test_cosine_schedule_decays_the_learning_rate_to_zero(synthetic):
+    xtr, ytr, _, _ = synthetic.split(0)
+    model = build_model(synthetic, ModelSpec(arch={"hidden": 32}))
+    cfg = train_config(
+        synthetic, method="dense", epochs=4, lr=3e-3, lr_schedule="cosine", batch_size=64
+    )
+    history = train(model, xtr, ytr, cfg, show_progress=False)
+    per_epoch = -(-len(xtr) // 64)
+    assert per_epoch > 1
+    for record in history:
+        done = record["epoch"] * per_epoch / (4 * per_epoch)
+        assert record["lr"] == pytest.approx(3e-3 * 0.5 * (1 + math.cos(math.pi * done)), abs=1e-9)
+    assert history[-1]["lr"] == pytest.approx(0.0, abs=1e-12)
+
+
+def test_unknown_lr_schedule_is_refused():
+    with pytest.raises(ValueError, match="lr_schedule 'step'"):
+        TrainConfig(lr_schedule="step")
+
+
+@pytest.mark.parametrize("schedule", ["constant", "cosine"])
+def test_training_is_deterministic_and_resumes_from_checkpoint(
+    synthetic, tmp_path, monkeypatch, schedule
+):
     xtr, ytr, _, _ = synthetic.split(0)
 
     def run(ckpt=None):
         model = build_model(synthetic, ModelSpec(arch={"hidden": 32}))
-        cfg = train_config(synthetic, method="mrmp", epochs=4, rates=(0.5, 0.9), checkpoint_every=2)
+        cfg = train_config(
+            synthetic,
+            method="mrmp",
+            epochs=4,
+            rates=(0.5, 0.9),
+            checkpoint_every=2,
+            lr_schedule=schedule,
+            batch_size=64,
+        )
         train(model, xtr, ytr, cfg, checkpoint=ckpt, show_progress=False)
         return model
 
@@ -87,4 +120,17 @@ def test_training_is_deterministic_and_resumes_from_checkpoint(synthetic, tmp_pa
     assert torch.load(ckpt, weights_only=True)["epoch"] == 2
     resumed = run(ckpt)
     for a, b in zip(straight.parameters(), resumed.parameters(), strict=True):
+        torch.testing.assert_close(a, b)
+
+
+def test_one_view_trains_exactly_like_plain_descriptors(synthetic):
+    xtr, ytr, _, _ = synthetic.split(0)
+
+    def run(x):
+        model = build_model(synthetic, ModelSpec(arch={"hidden": 32}))
+        cfg = train_config(synthetic, method="mrmp", epochs=2, rates=(0.5, 0.9), batch_size=64)
+        train(model, x, ytr, cfg, show_progress=False)
+        return model
+
+    for a, b in zip(run(xtr).parameters(), run(xtr[None]).parameters(), strict=True):
         torch.testing.assert_close(a, b)
