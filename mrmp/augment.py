@@ -4,8 +4,9 @@ Both transforms act on descriptors directly, which is exact: the positional bloc
 of xyz triples in a frame centred on the skeleton's mean point, so a rotation about that point
 commutes with them, and the block that does not turn with the skeleton, positions in a local
 frame (DescriptorConfig.local_frame), comes last and is left as it is. Relabelling the persons
-commutes with a descriptor that measures nothing from given joints (no root_joint, no
-local_frame); with those, a swap is refused.
+commutes with a descriptor that measures nothing from given joints (no local_frame, and no
+root_joint unless each person has its own root at the same place in its block); with those, a
+swap is refused.
 """
 
 from __future__ import annotations
@@ -88,6 +89,21 @@ def rotations(axes: list[int], limit: float, b: int, gen: torch.Generator) -> Te
     return rot
 
 
+def _swap_commutes(descriptor: DescriptorConfig, layout: Layout) -> bool:
+    """Whether exchanging the persons' joints commutes with `descriptor`: a block measured
+    from given joints (a local frame, a root) would hand one person's to the other, unless
+    each person is measured from its own root, the same joint of its own body."""
+    if descriptor.local_frame is not None:
+        return False
+    roots = descriptor.person_roots()
+    if not roots:
+        return True
+    per = layout.num_joints // layout.persons
+    return len(roots) == layout.persons and all(
+        r == roots[0] + p * per for p, r in enumerate(roots)
+    )
+
+
 def make_augment(
     config: AugmentConfig, layout: Layout, descriptor: DescriptorConfig | None = None
 ) -> Augment | None:
@@ -95,12 +111,11 @@ def make_augment(
     feature is an xyz triple in the sensor's frame)."""
     if not config.active:
         return None
-    # Those blocks are measured from given joints, which a swap hands to the other person.
-    measured = descriptor is not None and (
-        descriptor.root_joint is not None or descriptor.local_frame is not None
-    )
-    if config.swap_persons and measured:
-        raise ValueError("swap_persons needs a descriptor without root_joint or local_frame")
+    if config.swap_persons and descriptor is not None and not _swap_commutes(descriptor, layout):
+        raise ValueError(
+            "swap_persons needs a descriptor without local_frame, and without root_joint "
+            "unless it gives each person its own root at the same place"
+        )
     rotating_features = None if descriptor is None else descriptor.rotating_features()
     swap = person_swap(layout) if config.swap_persons and layout.persons > 1 else None
     axes = [0, 1, 2] if config.all_axes else [config.vertical_axis]

@@ -23,12 +23,15 @@ def _sequences():
     return ds.sequences
 
 
-def test_swap_on_descriptors_equals_describing_swapped_skeletons():
-    cfg = DescriptorConfig(velocity=True)
+@pytest.mark.parametrize("roots", [None, (2, 17)])
+def test_swap_on_descriptors_equals_describing_swapped_skeletons(roots):
+    cfg = DescriptorConfig(velocity=True, root_joint=roots)
     perm = person_swap(SBU_LAYOUT).numpy()
     for seq in _sequences():
         swapped = describe(seq[:, perm], cfg)
         np.testing.assert_allclose(describe(seq, cfg)[perm], swapped, atol=1e-6)
+    config = AugmentConfig(swap_persons=True)
+    assert make_augment(config, SBU_LAYOUT, cfg) is not None
 
 
 def test_rotation_on_descriptors_equals_describing_rotated_skeletons():
@@ -62,7 +65,12 @@ def test_all_axes_rotation_with_local_frame_equals_describing_rotated_skeletons(
 
 def test_swap_is_refused_with_blocks_measured_from_given_joints():
     swap = AugmentConfig(swap_persons=True)
-    for cfg in (DescriptorConfig(root_joint=0), DescriptorConfig(local_frame=(0, 1, 2))):
+    refused = (
+        DescriptorConfig(root_joint=0),
+        DescriptorConfig(root_joint=(2, 18)),  # not the same joint of each person
+        DescriptorConfig(local_frame=(0, 1, 2)),
+    )
+    for cfg in refused:
         with pytest.raises(ValueError, match="swap_persons"):
             make_augment(swap, SBU_LAYOUT, cfg)
     assert make_augment(swap, SBU_LAYOUT, DescriptorConfig(velocity=True)) is not None

@@ -197,6 +197,7 @@ def test_corrupt_store_is_refused_at_start_naming_the_file(synthetic_store, tmp_
         {"local_frame": [0, 1, 2]},
         # The right feature count, but a joint the model does not have.
         {"chunks": 2, "root_joint": 30},
+        {"chunks": 2, "root_joint": [2, 2]},  # not one root in each person
         {"chunks": 2, "local_frame": [0, 1, 30]},
     ],
 )

@@ -113,6 +113,27 @@ def test_descriptor_config_roundtrip() -> None:
         DescriptorConfig(chunks=0)
 
 
+def test_per_person_roots_measure_each_person_from_its_own_root() -> None:
+    x = np.random.default_rng(2).normal(size=(9, 6, 3))  # two persons of 3 joints
+    base = describe(x, DescriptorConfig(chunks=3))
+    per_person = describe(x, DescriptorConfig(chunks=3, root_joint=(1, 4)))
+    assert per_person.shape == (6, 18)
+    pos = base.reshape(6, 3, 3)
+    want = np.concatenate([pos[0:3] - pos[1], pos[3:6] - pos[4]])
+    np.testing.assert_allclose(per_person[:, 9:].reshape(6, 3, 3), want, atol=1e-5)
+    # One root is the single-person case: the same as an int root.
+    one = describe(x, DescriptorConfig(chunks=3, root_joint=(1,)))
+    np.testing.assert_array_equal(one, describe(x, DescriptorConfig(chunks=3, root_joint=1)))
+    assert DescriptorConfig.from_dict({"root_joint": [1, 4]}).root_joint == (1, 4)
+    with pytest.raises(SkeletonError, match="one in each of 2 equal blocks"):
+        describe(x, DescriptorConfig(root_joint=(1, 2)))  # both roots in the first person
+    with pytest.raises(SkeletonError, match="equal blocks"):
+        describe(np.zeros((4, 5, 3)), DescriptorConfig(root_joint=(1, 4)))  # 5 joints, 2 persons
+    for bad in (True, -1, (), "a", (1, True), 1.5):
+        with pytest.raises(ValueError, match="root_joint"):
+            DescriptorConfig(root_joint=bad)
+
+
 def test_descriptor_translation_and_scale_invariance() -> None:
     x = _tiny()
     base = describe(x, DescriptorConfig(velocity=True))

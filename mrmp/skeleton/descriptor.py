@@ -24,6 +24,8 @@ class DescriptorConfig:
     """chunks: temporal chunks M; velocity: also append each chunk's mean per-frame displacement;
     root_joint: also append each chunk's mean position relative to that joint in the same frame
     (the shape of a hand about its wrist, say), a named option beyond the author's descriptor;
+    a tuple of P joints splits the skeleton into P equal blocks of joints (persons), each
+    relative to its own root (each person's body about its own torso);
     axis_scale: multiply x, y, z by these factors first, to undo a per-axis normalization of
     the sensor's coordinates (SBU's files divide x, y and z by different ranges);
     local_frame: joints (origin, a, b) defining a frame that moves with the body, e.g. the
@@ -34,7 +36,7 @@ class DescriptorConfig:
 
     chunks: int = 4
     velocity: bool = False
-    root_joint: int | None = None
+    root_joint: int | tuple[int, ...] | None = None
     axis_scale: tuple[float, float, float] | None = None
     local_frame: tuple[int, int, int] | None = None
 
@@ -43,12 +45,16 @@ class DescriptorConfig:
             raise ValueError(f"chunks must be a positive int, got {self.chunks!r}")
         if not isinstance(self.velocity, bool):
             raise ValueError(f"velocity must be a bool, got {self.velocity!r}")
+        if isinstance(self.root_joint, list | tuple):  # JSON lists become tuples
+            object.__setattr__(self, "root_joint", tuple(self.root_joint))
+        roots = self.person_roots() if isinstance(self.root_joint, int | tuple) else (None,)
         if self.root_joint is not None and (
-            isinstance(self.root_joint, bool)
-            or not isinstance(self.root_joint, int)
-            or self.root_joint < 0
+            not roots or any(isinstance(j, bool) or not isinstance(j, int) or j < 0 for j in roots)
         ):
-            raise ValueError(f"root_joint must be a joint index or None, got {self.root_joint!r}")
+            raise ValueError(
+                "root_joint must be a joint index, a tuple of one per person, or None; "
+                f"got {self.root_joint!r}"
+            )
         if self.axis_scale is not None:
             scale = tuple(float(v) for v in self.axis_scale)
             if len(scale) != 3 or not all(np.isfinite(v) and v != 0 for v in scale):
@@ -73,10 +79,26 @@ class DescriptorConfig:
 
     def check_joints(self, num_joints: int) -> None:
         """Raise SkeletonError if a joint the options name is not among `num_joints`."""
-        if self.root_joint is not None and self.root_joint >= num_joints:
+        if isinstance(self.root_joint, tuple):
+            persons = len(self.root_joint)
+            per = num_joints // persons
+            if num_joints % persons or any(
+                not p * per <= r < (p + 1) * per for p, r in enumerate(self.root_joint)
+            ):
+                raise SkeletonError(
+                    f"root joints {self.root_joint} are not one in each of {persons} equal "
+                    f"blocks of {num_joints} joints"
+                )
+        elif self.root_joint is not None and self.root_joint >= num_joints:
             raise SkeletonError(f"root joint {self.root_joint} is not among {num_joints} joints")
         if self.local_frame is not None and max(self.local_frame) >= num_joints:
             raise SkeletonError(f"local frame {self.local_frame} is not among {num_joints} joints")
+
+    def person_roots(self) -> tuple[int, ...]:
+        """root_joint as one root per person (a single root: one person); () without."""
+        if self.root_joint is None:
+            return ()
+        return (self.root_joint,) if isinstance(self.root_joint, int) else self.root_joint
 
     def rotating_features(self) -> int:
         """How many leading features turn with the skeleton (xyz triples in the sensor's
@@ -201,8 +223,10 @@ def describe(
             parts.append(np.add.reduceat(vel, start, axis=0) * inv)
         config.check_joints(J)
         if config.root_joint is not None:
-            r = config.root_joint
-            parts.append((sums - sums[:, r : r + 1]) * inv)
+            roots = config.person_roots()
+            per = J // len(roots)
+            root_of = np.repeat(np.asarray(roots), per)  # each joint's own root
+            parts.append((sums - sums[:, root_of]) * inv)
         if config.local_frame is not None:
             parts.append(
                 np.add.reduceat(_in_local_frame(x, config.local_frame), start, axis=0) * inv
