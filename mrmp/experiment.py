@@ -114,20 +114,18 @@ def train_config(data: Data, **overrides: Any) -> TrainConfig:
 def fit(data: Data, model: LatentGCN, test_fold: int | None, cfg: TrainConfig, **kw: Any) -> None:
     """`train` on every fold but `test_fold` (None: all data), with the configuration's
     augmentation built for the dataset's layout and, with temporal crops, its crop views."""
-    config = AugmentConfig(**cfg.augment)
-    tr, _ = data.indices(test_fold)
-    x, y = data.x[torch.from_numpy(tr)], data.y[torch.from_numpy(tr)]
+    x, y, _, _ = data.split(test_fold)
     if cfg.temporal_crops > 1:
-        sequences = [data.dataset.sequences[i] for i in tr]
+        train_part, _ = data.indices(test_fold)
         x = crop_views(
-            sequences,
+            [data.dataset.sequences[i] for i in train_part],
             data.descriptor,
             data.dataset.layout.num_joints,
             cfg.temporal_crops,
             cfg.crop_min,
             cfg.seed,
         )
-    augment = make_augment(config, data.dataset.layout, data.descriptor)
+    augment = make_augment(AugmentConfig(**cfg.augment), data.dataset.layout, data.descriptor)
     train(model, x, y, cfg, augment=augment, **kw)
 
 
