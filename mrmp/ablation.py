@@ -32,13 +32,10 @@ from mrmp.skeleton import DescriptorConfig
 
 # The dense network's recipe in `mrmp reproduce` (its --epochs and --dense-* options), in two
 # steps on top of the protocol: TrainConfig overrides, epochs included.
+_COSINE = {"epochs": 600, "lr": 3e-3, "lr_schedule": "cosine"}
 DENSE_RECIPE: dict[str, dict[str, Any]] = {
-    "+ cosine lr 3e-3, 600 epochs": {
-        "train": {"epochs": 600, "lr": 3e-3, "lr_schedule": "cosine"},
-    },
-    "+ 8 temporal crops (dense recipe)": {
-        "train": {"epochs": 600, "lr": 3e-3, "lr_schedule": "cosine", "temporal_crops": 8},
-    },
+    "+ cosine lr 3e-3, 600 epochs": {"train": _COSINE},
+    "+ 8 temporal crops (dense recipe)": {"train": {**_COSINE, "temporal_crops": 8}},
 }
 # Per dataset: variant name -> overrides of the protocol's descriptor, augmentation and batch,
 # and of the training ("train"). Cumulative, from the author's settings to the protocol, then
