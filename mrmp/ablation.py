@@ -40,21 +40,24 @@ DENSE_RECIPE: dict[str, dict[str, Any]] = {
 # Per dataset: variant name -> overrides of the protocol's descriptor, augmentation and batch,
 # and of the training ("train"). Cumulative, from the author's settings to the protocol, then
 # the dense recipe; FPHA's last variant leaves one choice out of the protocol, so both of its
-# additions are measured alone and together; SBU's last adds a descriptor block to the recipe.
+# additions are measured alone and together. SBU's protocol describes each person about their
+# own torso, added last: the rows before it leave that block out.
+_NO_PERSON_ROOTS = {"root_joint": None}
 VARIANTS: dict[str, dict[str, dict[str, Any]]] = {
     "sbu": {
         "files' coordinates, no augmentation": {
-            "descriptor": {"axis_scale": None},
+            "descriptor": {**_NO_PERSON_ROOTS, "axis_scale": None},
             "augment": {"swap_persons": False},
         },
-        "+ axis_scale": {"augment": {"swap_persons": False}},
-        "+ person swap (protocol)": {},
-        **DENSE_RECIPE,
-        # Not in the protocol yet: every SBU unit would have to be retrained.
-        "+ each person about its own torso": {
-            "descriptor": {"root_joint": (2, 17)},
-            **DENSE_RECIPE["+ 8 temporal crops (dense recipe)"],
+        "+ axis_scale": {"descriptor": _NO_PERSON_ROOTS, "augment": {"swap_persons": False}},
+        "+ person swap": {"descriptor": _NO_PERSON_ROOTS},
+        **{
+            name: {"descriptor": _NO_PERSON_ROOTS, **overrides}
+            for name, overrides in DENSE_RECIPE.items()
         },
+        "+ each person about its own torso (protocol)": DENSE_RECIPE[
+            "+ 8 temporal crops (dense recipe)"
+        ],
     },
     "fpha": {
         "author's (4 chunks, batch 600), no augmentation": {

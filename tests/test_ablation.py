@@ -68,3 +68,16 @@ def test_the_ablations_dense_recipe_is_the_committed_results(dataset):
         "temporal_crops": results["dense_temporal_crops"],
     }
     assert used == recipe
+
+
+@pytest.mark.parametrize("dataset", ["sbu", "fpha"])
+def test_the_committed_ablation_is_of_the_variants_in_code(dataset):
+    """`mrmp ablate` would reuse every committed run: each variant's resolved settings are
+    those the file records, and one row is the protocol trained with the dense recipe."""
+    path = Path(__file__).parents[1] / "docs" / "results" / f"ablation_{dataset}.json"
+    held = json.loads(path.read_text())["settings"]
+    variants = ablation.VARIANTS[dataset]
+    resolved = {name: ablation.resolve(dataset, o) for name, o in variants.items()}
+    assert json.loads(json.dumps(resolved)) == held
+    recipe = ablation.DENSE_RECIPE["+ 8 temporal crops (dense recipe)"]
+    assert ablation.resolve(dataset, recipe) in resolved.values()
