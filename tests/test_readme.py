@@ -1,5 +1,6 @@
 """The README quotes the generated results tables verbatim (no number typed by hand)."""
 
+import json
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,21 @@ def test_readme_quotes_the_generated_results_table(name):
     if not table.is_file():
         pytest.skip(f"no results for {name} yet")
     assert table.read_text().strip() in (ROOT / "README.md").read_text()
+
+
+@pytest.mark.parametrize("name", ["sbu", "fpha", "ablation_sbu", "ablation_fpha"])
+def test_readme_shows_the_command_that_made_each_result(name):
+    results = ROOT / "docs" / "results" / f"{name}.json"
+    if not results.is_file():
+        pytest.skip(f"no results for {name} yet")
+    command = json.loads(results.read_text())["command"]
+    assert f"`{command}`" in (ROOT / "README.md").read_text()
+
+
+def test_method_doc_shows_the_command_that_made_the_shipped_model():
+    manifest = json.loads((ROOT / "model_store" / "sbu-mrmp" / "manifest.json").read_text())
+    command = manifest["training"]["command"]
+    assert f"`{command}`" in (ROOT / "docs" / "method.md").read_text()
 
 
 def test_readme_opens_with_the_two_commands():
