@@ -31,7 +31,8 @@ from mrmp.reproduce import write_json
 from mrmp.skeleton import DescriptorConfig
 
 # The dense network's recipe in `mrmp reproduce` (its --epochs and --dense-* options), in two
-# steps on top of the protocol: TrainConfig overrides, epochs included.
+# steps on top of the protocol: TrainConfig overrides, epochs included. SBU's also changes the
+# batch (its last variant below).
 _COSINE = {"epochs": 600, "lr": 3e-3, "lr_schedule": "cosine"}
 DENSE_RECIPE: dict[str, dict[str, Any]] = {
     "+ cosine lr 3e-3, 600 epochs": {"train": _COSINE},
@@ -58,6 +59,11 @@ VARIANTS: dict[str, dict[str, dict[str, Any]]] = {
         "+ each person about its own torso (protocol)": DENSE_RECIPE[
             "+ 8 temporal crops (dense recipe)"
         ],
+        # SBU's dense network also trains in batches of 64 (`--dense-batch-size`), FPHA's batch.
+        "+ batch 64 (SBU's dense recipe)": {
+            "batch_size": 64,
+            **DENSE_RECIPE["+ 8 temporal crops (dense recipe)"],
+        },
     },
     "fpha": {
         "author's (4 chunks, batch 600), no augmentation": {

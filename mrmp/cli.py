@@ -178,6 +178,9 @@ def reproduce_cmd(
     dense_temporal_crops: Annotated[
         int, typer.Option(help="dense: views per training sequence (whole + random crops)")
     ] = 1,
+    dense_batch_size: Annotated[
+        int | None, typer.Option(help="dense batch size (default: the protocol's)")
+    ] = None,
     mrmp_epochs: Annotated[int, typer.Option(help="MRMP training epochs")] = 300,
     srmp_epochs: Annotated[int, typer.Option(help="SRMP training epochs, per rate")] = 300,
     mp_finetune_epochs: int = 50,
@@ -210,6 +213,8 @@ def reproduce_cmd(
         raise typer.BadParameter(f"dense-lr-schedule must be one of {', '.join(LR_SCHEDULES)}")
     if dense_temporal_crops < 1:
         raise typer.BadParameter("dense-temporal-crops must be >= 1")
+    if dense_batch_size is not None and dense_batch_size < 1:
+        raise typer.BadParameter("dense-batch-size must be >= 1")
     if threads:
         torch.set_num_threads(threads)
     cfg = ReproConfig(
@@ -219,6 +224,7 @@ def reproduce_cmd(
         dense_lr=dense_lr,
         dense_lr_schedule=dense_lr_schedule,
         dense_temporal_crops=dense_temporal_crops,
+        dense_batch_size=dense_batch_size,
         mrmp_epochs=mrmp_epochs,
         srmp_epochs=srmp_epochs,
         mp_finetune_epochs=mp_finetune_epochs,

@@ -47,6 +47,7 @@ UNIT_SETTINGS: dict[str, tuple[str, ...]] = {
         "dense_lr",
         "dense_lr_schedule",
         "dense_temporal_crops",
+        "dense_batch_size",
         "mp_finetune_epochs",
     ),
     "mrmp": ("mrmp_epochs", "rates_per_step", "rate_jitter", "top_rate_every_step", "kl_weight"),
@@ -57,6 +58,8 @@ UNIT_SETTINGS: dict[str, tuple[str, ...]] = {
 def _flag(field: str, value: Any) -> str:
     """The command-line option that sets a ReproConfig field to `value`."""
     name = field.replace("_", "-")
+    if value is None:
+        return f"no --{name} (the protocol's)"
     if isinstance(value, bool):
         return f"--{name}" if value else f"--no-{name}"
     return f"--{name} {value}"
@@ -71,6 +74,7 @@ class ReproConfig:
     dense_lr: float = 1e-3
     dense_lr_schedule: str = "constant"
     dense_temporal_crops: int = 1
+    dense_batch_size: int | None = None  # None: the protocol's (the other methods' too)
     # One MRMP network trains every rate, a few per step; SRMP trains one network per rate.
     mrmp_epochs: int = 300
     srmp_epochs: int = 300
@@ -113,6 +117,10 @@ class Reproduction:
         if self._data is None:
             self._data = load_data(self.cfg.dataset, data_dir=self.cfg.data_dir)
         return self._data
+
+    @property
+    def dense_batch_size(self) -> int:
+        return self.cfg.dense_batch_size or self.proto["batch_size"]
 
     def settings(self, kind: str) -> dict[str, Any]:
         """This run's values of the settings that shape a unit of `kind`."""
@@ -179,6 +187,7 @@ class Reproduction:
                 lr=self.cfg.dense_lr,
                 lr_schedule=self.cfg.dense_lr_schedule,
                 temporal_crops=self.cfg.dense_temporal_crops,
+                batch_size=self.dense_batch_size,
                 seed=spec.seed,
             )
             fit(self.data, model, fold, tc, checkpoint=ckpt, desc=f"dense f{fold}")
@@ -341,6 +350,7 @@ class Reproduction:
             "dense_lr": self.cfg.dense_lr,
             "dense_lr_schedule": self.cfg.dense_lr_schedule,
             "dense_temporal_crops": self.cfg.dense_temporal_crops,
+            "dense_batch_size": self.dense_batch_size,
             "mrmp_rates_per_step": self.cfg.rates_per_step,
             "mrmp_rate_jitter": self.cfg.rate_jitter,
             "mrmp_top_rate_every_step": self.cfg.top_rate_every_step,

@@ -56,8 +56,10 @@ def test_results_shape_table_and_plots(tmp_path):
         "dense_lr": 1e-3,
         "dense_lr_schedule": "constant",
         "dense_temporal_crops": 2,
+        "dense_batch_size": None,
         "mp_finetune_epochs": 1,
     }
+    assert results["dense_batch_size"] == 200  # none given: the protocol's
     changes = {
         "top_rate_every_step": (False, "made with --top-rate-every-step, not --no-top"),
         "mrmp_epochs": (2, "made with --mrmp-epochs 3, not --mrmp-epochs 2"),
@@ -65,6 +67,7 @@ def test_results_shape_table_and_plots(tmp_path):
         "epochs": (3, "made with --epochs 2, not --epochs 3"),
         "dense_lr_schedule": ("cosine", "--dense-lr-schedule constant, not --dense-lr-schedule co"),
         "kl_weight": (0.5, r"--kl-weight 1\.0, not --kl-weight 0\.5"),
+        "dense_batch_size": (8, r"no --dense-batch-size \(the protocol's\), not --dense-bat"),
     }
     for field, (value, message) in changes.items():
         other = Reproduction(replace(cfg, **{field: value}), log=lambda _: None)
