@@ -1,4 +1,5 @@
-"""The README quotes the generated results tables verbatim (no number typed by hand)."""
+"""The README quotes the generated results tables verbatim, and the docs the commands that made
+them (no number or command typed by hand)."""
 
 import json
 from pathlib import Path
