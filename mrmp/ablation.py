@@ -31,12 +31,13 @@ from mrmp.reproduce import write_json
 from mrmp.skeleton import DescriptorConfig
 
 # The dense network's recipe in `mrmp reproduce` (its --epochs and --dense-* options), in two
-# steps on top of the protocol: TrainConfig overrides, epochs included. SBU's also changes the
-# batch (its last variant below).
+# steps on top of the protocol: TrainConfig overrides, epochs included. SBU's also trains in
+# batches of 64 (`--dense-batch-size`, FPHA's batch): its last variant below.
 _COSINE = {"epochs": 600, "lr": 3e-3, "lr_schedule": "cosine"}
+_CROPS = {"train": {**_COSINE, "temporal_crops": 8}}
 DENSE_RECIPE: dict[str, dict[str, Any]] = {
     "+ cosine lr 3e-3, 600 epochs": {"train": _COSINE},
-    "+ 8 temporal crops (dense recipe)": {"train": {**_COSINE, "temporal_crops": 8}},
+    "+ 8 temporal crops (dense recipe)": _CROPS,
 }
 # Per dataset: variant name -> overrides of the protocol's descriptor, augmentation and batch,
 # and of the training ("train"). Cumulative, from the author's settings to the protocol, then
@@ -56,14 +57,8 @@ VARIANTS: dict[str, dict[str, dict[str, Any]]] = {
             name: {"descriptor": _NO_PERSON_ROOTS, **overrides}
             for name, overrides in DENSE_RECIPE.items()
         },
-        "+ each person about its own torso (protocol)": DENSE_RECIPE[
-            "+ 8 temporal crops (dense recipe)"
-        ],
-        # SBU's dense network also trains in batches of 64 (`--dense-batch-size`), FPHA's batch.
-        "+ batch 64 (SBU's dense recipe)": {
-            "batch_size": 64,
-            **DENSE_RECIPE["+ 8 temporal crops (dense recipe)"],
-        },
+        "+ each person about its own torso (protocol)": _CROPS,
+        "+ batch 64 (SBU's dense recipe)": {"batch_size": 64, **_CROPS},
     },
     "fpha": {
         "author's (4 chunks, batch 600), no augmentation": {
