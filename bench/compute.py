@@ -23,12 +23,11 @@ from mrmp.derive import MagnitudeIndex
 from mrmp.gcn import LatentGCN
 from mrmp.runtime import (
     OnnxRunner,
-    SparseRunner,
     TorchRunner,
+    build_runner,
     calibrate,
     export_onnx,
     median_seconds,
-    sparse_layers,
 )
 from mrmp.store import load_model
 
@@ -54,18 +53,18 @@ def latency(model: LatentGCN, tmp: Path, repeats: int) -> dict:
     rows = {}
     for rate in RATES:
         net, info = index.derive(rate)
-        sparse = sparse_layers(info.layer_rates, crossover)
+        served = build_runner(net, info.layer_rates, crossover)  # as the service runs it
         compact = CompactGCN(net)
         runners = {
             "masked_dense": TorchRunner(net),
-            "sparse": SparseRunner(net, sparse) if sparse else TorchRunner(net),
+            "sparse": served,
             "compact": TorchRunner(compact),
             "onnxruntime": OnnxRunner(export_onnx(net, tmp / f"{rate}.onnx")),
             "onnxruntime_compact": OnnxRunner(export_onnx(compact, tmp / f"{rate}.c.onnx")),
         }
         row = {
             "observed_rate": info.observed_rate,
-            "sparse_layers": sorted(sparse),
+            "sparse_layers": sorted(getattr(served, "csr", {})),
             "compacted_layers": compact.compacted,
         }
         for batch in BATCHES:
@@ -98,8 +97,7 @@ def derivation(model: LatentGCN, repeats: int) -> dict:
 
     def derive_and_build(rate: float) -> None:
         net, info = index.derive(rate, "prior")
-        sparse = sparse_layers(info.layer_rates, crossover)
-        SparseRunner(net, sparse) if sparse else TorchRunner(net)
+        build_runner(net, info.layer_rates, crossover)
 
     steps = {
         "prior": lambda r: index.derive(r, "prior"),
@@ -131,8 +129,8 @@ def run(model_path: Path, out: Path, repeats: int = 200, threads: int = 1) -> di
         f"--repeats {repeats} --threads {threads}",
         "machine": machine(),
         "model": {
-            "name": manifest["name"],
-            "version": manifest["version"],
+            "name": manifest.name,
+            "version": manifest.version,
             "params": model.num_params(),
         },
         "latency": rates,

@@ -198,7 +198,7 @@ def run(
     """Start both servers in turn, drive every scenario, write `out`/http.json, return it."""
     seq = np.random.default_rng(0).standard_normal((FRAMES, JOINTS, 3)).astype(np.float32)
     manifest = read_manifest(model)
-    model_name = manifest["name"]
+    model_name = manifest.name
     ports = {"mrmp": free_port(), "naive": free_port()}
     urls = {k: f"http://127.0.0.1:{p}" for k, p in ports.items()}
 
@@ -235,7 +235,7 @@ def run(
     result = {
         "command": f"python -m bench.http --model {model} --out {out} --seconds {seconds} "
         f"--workers {workers} --connections {conns}",
-        "model": {"name": model_name, "version": manifest["version"]},
+        "model": {"name": model_name, "version": manifest.version},
         "load_generator": load_generator(),
         "sequence": f"one sequence of {FRAMES} frames x {JOINTS} joints (the SBU median)",
         "workers": workers,

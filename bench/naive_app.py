@@ -16,7 +16,7 @@ from pydantic import BaseModel
 
 from mrmp.derive import derive
 from mrmp.runtime import TorchRunner
-from mrmp.skeleton import DescriptorConfig, describe_batch
+from mrmp.skeleton import describe_batch
 from mrmp.store import load_model
 from service.settings import DEFAULT_MODEL
 
@@ -38,9 +38,9 @@ class Answer(BaseModel):
 def create_app() -> FastAPI:
     torch.set_num_threads(1)
     model, manifest = load_model(os.environ.get("MRMP_MODEL_PATH", DEFAULT_MODEL))
-    descriptor = DescriptorConfig.from_dict(manifest["descriptor"])
+    descriptor = manifest.descriptor_config
     runner = TorchRunner(derive(model, 0.0)[0])
-    names = manifest["class_names"]
+    names = manifest.class_names
     app = FastAPI()
 
     @app.post("/classify")

@@ -4,15 +4,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Literal
 
 import torch
 from torch import Tensor, nn
 
 from mrmp.gcn import GCNConfig, LatentGCN, MaskGate, gcn_forward
-
-Mode = Literal["prior", "exact"]
-MODES: tuple[str, ...] = ("prior", "exact")
+from mrmp.rates import MODES, Mode
 
 
 @dataclass
@@ -20,7 +17,7 @@ class Derivation:
     """What a derivation did: the thresholds used and the pruning rate observed."""
 
     rate: float
-    mode: str
+    mode: Mode
     prior_threshold: float
     thresholds: dict[str, float]
     layer_rates: dict[str, float]
@@ -69,7 +66,7 @@ def _check_rate(rate: float) -> None:
 
 @torch.no_grad()
 def derive_masks(
-    model: LatentGCN, rate: float, mode: str = "prior"
+    model: LatentGCN, rate: float, mode: Mode = "prior"
 ) -> tuple[dict[str, Tensor], Derivation]:
     """Hard masks 1{|Z| > threshold} for every prunable weight, and what they observed.
 
@@ -115,7 +112,7 @@ def derive_masks(
 
 
 @torch.no_grad()
-def derive(model: LatentGCN, rate: float, mode: str = "prior") -> tuple[PrunedGCN, Derivation]:
+def derive(model: LatentGCN, rate: float, mode: Mode = "prior") -> tuple[PrunedGCN, Derivation]:
     """The pruned network for `rate`, ready to run (no latent weights, no gradients)."""
     masks, info = derive_masks(model, rate, mode)
     params = model.effective_params(MaskGate(masks))
@@ -147,7 +144,7 @@ class MagnitudeIndex:
             z.numel() for name, z in self.scaled.items() if name not in self.magnitude
         ) + sum(p.numel() for p in self.dense.values())
 
-    def thresholds(self, rate: float, mode: str) -> tuple[float, dict[str, float], dict[str, int]]:
+    def thresholds(self, rate: float, mode: Mode) -> tuple[float, dict[str, float], dict[str, int]]:
         """The prior threshold a(r), and per layer the threshold used and the weights pruned
         (those with |Z| <= threshold, as in `derive_masks`)."""
         _check_rate(rate)
@@ -166,12 +163,12 @@ class MagnitudeIndex:
             pruned[name] = int(torch.searchsorted(s, torch.tensor(t), right=True))
         return a, used, pruned
 
-    def derivation(self, rate: float, mode: str = "prior") -> Derivation:
+    def derivation(self, rate: float, mode: Mode = "prior") -> Derivation:
         """What deriving `rate` prunes, without building the network."""
         return self._info(rate, mode, *self.thresholds(rate, mode))
 
     def _info(
-        self, rate: float, mode: str, a: float, used: dict[str, float], pruned: dict[str, int]
+        self, rate: float, mode: Mode, a: float, used: dict[str, float], pruned: dict[str, int]
     ) -> Derivation:
         sizes = {name: s.numel() for name, s in self.sorted.items()}
         total, cut = sum(sizes.values()), sum(pruned.values())
@@ -187,7 +184,7 @@ class MagnitudeIndex:
         )
 
     @torch.no_grad()
-    def derive(self, rate: float, mode: str = "prior") -> tuple[PrunedGCN, Derivation]:
+    def derive(self, rate: float, mode: Mode = "prior") -> tuple[PrunedGCN, Derivation]:
         a, used, pruned = self.thresholds(rate, mode)
         params = dict(self.scaled)
         for name, t in used.items():

@@ -175,6 +175,22 @@ def sparse_layers(
     }
 
 
+def build_runner(
+    net: PrunedGCN,
+    layer_rates: dict[str, float],
+    crossover: dict[str, float] | None,
+    memory_density: float = MEMORY_DENSITY,
+) -> Runner:
+    """The torch runner of a derived network, as the service builds it: each matrix on the
+    kernel calibrated fastest for its density (`crossover`, from `calibrate`), or CSR at or
+    below `memory_density`; `crossover=None` (sparse kernels off) runs every matrix dense.
+    `layer_rates` is the Derivation's fraction pruned per matrix."""
+    if crossover is None:
+        return TorchRunner(net)
+    sparse = sparse_layers(layer_rates, crossover, memory_density)
+    return SparseRunner(net, sparse) if sparse else TorchRunner(net)
+
+
 def export_onnx(net: PrunedGCN | CompactGCN, path: Path) -> Path:
     """Write the network as ONNX with a dynamic batch axis (input `x`, output `logits`).
 

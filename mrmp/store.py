@@ -13,30 +13,17 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from pydantic import ValidationError
 from safetensors import SafetensorError
 from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 
-from mrmp.gcn import GCNConfig, LatentGCN
+from mrmp.gcn import LatentGCN
+from mrmp.manifest import FORMAT_VERSION, Manifest
 from mrmp.priors import get_prior
 
 MANIFEST = "manifest.json"
 WEIGHTS = "latent.safetensors"
-FORMAT_VERSION = 1
-REQUIRED_KEYS = (
-    "format_version",
-    "name",
-    "version",
-    "dataset",
-    "class_names",
-    "layout",
-    "descriptor",
-    "architecture",
-    "prior",
-    "seen_rates",
-    "rate_range",
-    "evaluation",
-)
 
 
 class StoreError(ValueError):
@@ -54,65 +41,79 @@ def _tensors(model: LatentGCN) -> dict[str, torch.Tensor]:
     return out
 
 
-def save_model(folder: Path, model: LatentGCN, manifest: dict[str, Any]) -> dict[str, Any]:
-    """Write the store; returns the full manifest (with `version` and architecture filled)."""
+def save_model(folder: Path, model: LatentGCN, manifest: dict[str, Any]) -> Manifest:
+    """Write the store from a manifest's descriptive fields (the version, architecture, prior
+    and parameter counts are filled in from the model); returns the manifest written.
+    Raises pydantic's ValidationError when the fields do not make a valid manifest."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     blob = st_save(_tensors(model))
-    manifest = {
-        **manifest,
-        "format_version": FORMAT_VERSION,
-        "version": hashlib.sha256(blob).hexdigest(),
-        "architecture": model.config.to_dict(),
-        "prior": model.prior.name,
-        "params": model.num_params(),
-    }
-    missing = [k for k in REQUIRED_KEYS if k not in manifest]
-    if missing:
-        raise ValueError(f"manifest lacks {', '.join(missing)}")
+    checked = Manifest.model_validate(
+        {
+            **manifest,
+            "format_version": FORMAT_VERSION,
+            "version": hashlib.sha256(blob).hexdigest(),
+            "architecture": model.config.to_dict(),
+            "prior": model.prior.name,
+            "params": model.num_params(),
+        }
+    )
     (folder / WEIGHTS).write_bytes(blob)
-    (folder / MANIFEST).write_text(json.dumps(manifest, indent=1) + "\n")
-    return manifest
+    (folder / MANIFEST).write_text(json.dumps(checked.to_json(), indent=1) + "\n")
+    return checked
 
 
-def read_manifest(folder: Path) -> dict[str, Any]:
+def read_manifest(folder: Path) -> Manifest:
+    """The checked manifest of a store; StoreError names the file and every field at fault."""
     path = Path(folder) / MANIFEST
     if not path.is_file():
         raise StoreError(f"{path}: no manifest (is {folder} a model folder?)")
     try:
-        manifest = json.loads(path.read_text())
+        data = json.loads(path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise StoreError(f"{path}: not valid JSON ({e})") from None
-    if not isinstance(manifest, dict):
+    if not isinstance(data, dict):
         raise StoreError(f"{path}: expected a JSON object")
-    missing = [k for k in REQUIRED_KEYS if k not in manifest]
-    if missing:
-        raise StoreError(f"{path}: missing keys {', '.join(missing)}")
-    if manifest["format_version"] != FORMAT_VERSION:
+    if "format_version" in data and data["format_version"] != FORMAT_VERSION:
         raise StoreError(
-            f"{path}: format_version {manifest['format_version']} is not {FORMAT_VERSION}"
+            f"{path}: format_version {data['format_version']!r} is not {FORMAT_VERSION}"
         )
-    return manifest
+    try:
+        return Manifest.model_validate(data)
+    except ValidationError as e:
+        raise StoreError(f"{path}: {_faults(e)}") from None
 
 
-def load_model(folder: Path) -> tuple[LatentGCN, dict[str, Any]]:
-    """Load and check a store: manifest keys, weights hash, tensor names, shapes, finiteness."""
+def _faults(error: ValidationError) -> str:
+    """Pydantic's errors in words: the missing keys, then each other field and its fault."""
+    missing, faults = [], []
+    for err in error.errors():
+        where = ".".join(str(p) for p in err["loc"])
+        if err["type"] == "missing":
+            missing.append(where)
+        else:
+            faults.append(f"{where or 'manifest'}: {err['msg'].removeprefix('Value error, ')}")
+    if missing:
+        faults.insert(0, f"missing keys {', '.join(missing)}")
+    return "; ".join(faults)
+
+
+def load_model(folder: Path) -> tuple[LatentGCN, Manifest]:
+    """Load and check a store: the manifest's fields, the weights' hash, tensor names, shapes,
+    finiteness. Raises StoreError naming the file at fault."""
     folder = Path(folder)
     manifest = read_manifest(folder)
-    mpath, wpath = folder / MANIFEST, folder / WEIGHTS
-    try:
-        config = GCNConfig.from_dict(manifest["architecture"])
-        prior = get_prior(manifest["prior"])
-    except (TypeError, ValueError) as e:
-        raise StoreError(f"{mpath}: bad architecture or prior ({e})") from None
+    wpath = folder / WEIGHTS
+    config = manifest.gcn_config
+    prior = get_prior(manifest.prior)
     if not wpath.is_file():
         raise StoreError(f"{wpath}: missing")
     blob = wpath.read_bytes()
     digest = hashlib.sha256(blob).hexdigest()
-    if digest != manifest["version"]:
+    if digest != manifest.version:
         raise StoreError(
             f"{wpath}: sha256 {digest[:12]}... does not match the manifest's version "
-            f"{str(manifest['version'])[:12]}... (corrupt, truncated or replaced weights)"
+            f"{manifest.version[:12]}... (corrupt, truncated or replaced weights)"
         )
     try:
         tensors = st_load(blob)

@@ -21,21 +21,20 @@ import numpy as np
 import torch
 
 from mrmp.compact import CompactGCN
-from mrmp.derive import MODES, Derivation, MagnitudeIndex, PrunedGCN
+from mrmp.derive import Derivation, MagnitudeIndex, PrunedGCN
 from mrmp.gcn import GCNConfig
+from mrmp.rates import MODES
 from mrmp.runtime import (
     ONNX_OPSET,
     OnnxRunner,
     Runner,
-    SparseRunner,
     TorchRunner,
+    build_runner,
     calibrate,
     export_onnx,
     median_seconds,
-    sparse_layers,
 )
-from mrmp.skeleton import DescriptorConfig, SkeletonError
-from mrmp.store import StoreError, load_model
+from mrmp.store import load_model
 from service.cache import CacheEvents, Key, RateCache, cache_key
 from service.metrics import Metrics
 from service.settings import Settings
@@ -102,29 +101,14 @@ class ModelHost:
         self.crossover = (
             crossover_for(self.model.config, tuple(sorted(self.model.prunable)))
             if settings.sparse_kernels
-            else {}
+            else None
         )
-        m = self.manifest
-        manifest_path = Path(settings.model_path) / "manifest.json"
-        try:
-            self.descriptor = DescriptorConfig.from_dict(m["descriptor"])
-            self.rate_min, self.rate_max = (float(v) for v in m["rate_range"])
-        except (TypeError, ValueError) as e:
-            raise StoreError(f"{manifest_path}: bad descriptor or rate_range ({e})") from None
-        config = self.model.config
-        try:
-            self.descriptor.check_joints(config.num_joints)
-            fits = self.descriptor.feature_dim() == config.in_features
-        except SkeletonError:
-            fits = False
-        if not fits:
-            raise StoreError(
-                f"{manifest_path}: descriptor {self.descriptor.to_dict()} does not fit the "
-                f"model ({config.num_joints} joints, {config.in_features} features each)"
-            )
-        self.name: str = m["name"]
-        self.version: str = m["version"]
-        self.class_names: list[str] = list(m["class_names"])
+        m = self.manifest  # checked at load: the descriptor fits the architecture
+        self.descriptor = m.descriptor_config
+        self.rate_min, self.rate_max = m.rate_range
+        self.name: str = m.name
+        self.version: str = m.version
+        self.class_names: list[str] = list(m.class_names)
         self.num_joints: int = self.model.config.num_joints
         for tier, rate in settings.tiers.items():
             if not self.rate_min <= rate <= self.rate_max:
@@ -245,12 +229,7 @@ class ModelHost:
         return Served(self._runner(net, info), info, key)
 
     def _runner(self, net: PrunedGCN, info: Derivation) -> Runner:
-        """A torch runner with each matrix on the kernel calibrated fastest for its density
-        (or CSR at or below the memory density)."""
-        if not self.settings.sparse_kernels:
-            return TorchRunner(net)
-        sparse = sparse_layers(info.layer_rates, self.crossover, self.settings.memory_density)
-        return SparseRunner(net, sparse) if sparse else TorchRunner(net)
+        return build_runner(net, info.layer_rates, self.crossover, self.settings.memory_density)
 
     def infer(self, x: np.ndarray, rate: float, mode: str) -> Result:
         served, hit, derive_s = self.network(rate, mode)
@@ -460,7 +439,7 @@ class ModelHost:
         return rows
 
     def _static_rows(self) -> list[dict[str, object]]:
-        evaluation = self.manifest["evaluation"].get("rates", {}).get("prior", {})
+        evaluation = self.manifest.evaluated("prior")
         tiers = {round(r, 3): name for name, r in self.settings.tiers.items()}
         rates = sorted({round(float(k), 3) for k in evaluation} | set(tiers))
         config = self.model.config
@@ -474,7 +453,7 @@ class ModelHost:
                 {
                     "rate": rate,
                     "tier": tiers.get(rate),
-                    "accuracy": ev["accuracy"] if ev else None,
+                    "accuracy": ev.accuracy if ev else None,
                     "observed_rate": round(info.observed_rate, 6),
                     "kept_params": info.kept_params,
                     "flops": info.flops(config),

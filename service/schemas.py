@@ -10,7 +10,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-Mode = Literal["prior", "exact"]
+from mrmp.rates import Mode
 
 
 class ClassifyBody(BaseModel):

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from mrmp.experiment import (
+from lab.experiment import (
     Data,
     ModelSpec,
     build_model,
@@ -17,8 +17,8 @@ from mrmp.experiment import (
     manifest_for,
     train_config,
 )
-from mrmp.skeleton import data_root
 from mrmp.store import save_model
+from training.datasets import data_root
 
 HAVE_DATA = (data_root() / "sbu_kinect_interaction").is_dir()
 needs_data = pytest.mark.skipif(not HAVE_DATA, reason="../shared/data is absent")

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from mrmp import ablation
+from lab import ablation
 
 VARIANTS = {"synthetic-sbu": {"rotated": {"augment": {"rotate_degrees": 30.0}}, "plain": {}}}
 

@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 import torch
 
-from mrmp.augment import AugmentConfig, crop_views, make_augment, person_swap, rotations
-from mrmp.skeleton import SBU_LAYOUT, DescriptorConfig, describe, make_synthetic
+from mrmp.skeleton import SBU_LAYOUT, DescriptorConfig, describe
+from training.augment import AugmentConfig, crop_views, make_augment, person_swap, rotations
+from training.datasets import make_synthetic
 
 
 def test_person_swap_exchanges_matching_joints():

@@ -2,8 +2,8 @@ import pytest
 import torch
 
 from mrmp.bandstop import annealed_crispness, bandstop, hard_mask
-from mrmp.kld import SoftHistogramKL
 from mrmp.priors import PRIORS, get_prior
+from training.kld import SoftHistogramKL
 
 
 def test_bandstop_shape():

@@ -75,7 +75,7 @@ def test_report_refuses_results_of_two_models(results, tmp_path):
 def test_committed_benchmarks_measure_the_shipped_model():
     """docs/benchmarks.md is re-measured whenever the shipped weights change."""
     root = Path(__file__).resolve().parent.parent
-    shipped = read_manifest(root / "model_store" / "sbu-mrmp")["version"]
+    shipped = read_manifest(root / "model_store" / "sbu-mrmp").version
     for name in ("compute.json", "http.json"):
         measured = json.loads((root / "docs" / "benchmarks" / name).read_text())["model"]
         assert measured["version"] == shipped, f"{name}: re-run python -m bench"

@@ -2,7 +2,7 @@ import json
 
 from typer.testing import CliRunner
 
-from mrmp.cli import app
+from lab.cli import app
 from mrmp.store import load_model
 
 runner = CliRunner()
@@ -19,9 +19,9 @@ def test_train_then_eval_on_synthetic(tmp_path):
     )  # fmt: skip
     assert result.exit_code == 0, result.output
     _, manifest = load_model(out)
-    assert manifest["seen_rates"] == [0.0, 0.5, 0.9]
-    assert manifest["training"]["command"].startswith("mrmp train")
-    assert "0.99" in manifest["evaluation"]["rates"]["prior"]
+    assert manifest.seen_rates == [0.0, 0.5, 0.9]
+    assert manifest.training.command.startswith("mrmp train")
+    assert "0.99" in manifest.evaluated("prior")
     preds = tmp_path / "preds.json"
     result = runner.invoke(
         app,

@@ -197,7 +197,7 @@ def test_dockerfile_pins_torch_and_serves():
         r"pip install .*--index-url https://download\.pytorch\.org/whl/cpu torch==2\.13\.0", text
     )
     cmds = [line for line in text.splitlines() if line.startswith("CMD ")]
-    assert json.loads(cmds[-1].removeprefix("CMD ")) == ["mrmp", "serve"]
+    assert json.loads(cmds[-1].removeprefix("CMD ")) == ["mrmp-serve"]
     assert "/v2/health/ready" in text
     for setting in ("MRMP_HOST=0.0.0.0", "MRMP_PORT=8000", "MRMP_TIER_DIR=/tmp/mrmp-tiers"):
         assert setting in text

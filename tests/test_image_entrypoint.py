@@ -40,9 +40,14 @@ def dockerfile_env_and_cmd() -> tuple[dict[str, str], list[str]]:
     return env, cmd
 
 
+_FIND_SPECS = (
+    "import importlib.util, sys; print(*[m for m in sys.argv[1:] if importlib.util.find_spec(m)])"
+)
+
+
 def test_image_start_command_serves_the_shipped_model(tmp_path: Path):
     env_vars, cmd = dockerfile_env_and_cmd()
-    assert cmd == ["mrmp", "serve"]
+    assert cmd == ["mrmp-serve"]
     src = tmp_path / "src"
     src.mkdir()
     for name in ("pyproject.toml", "README.md"):  # the Dockerfile's COPY lines
@@ -54,6 +59,15 @@ def test_image_start_command_serves_the_shipped_model(tmp_path: Path):
     pip = [str(venv / "bin" / "pip"), "install", "--quiet", "--disable-pip-version-check"]
     subprocess.run([*pip, "torch==2.13.0"], check=True, timeout=900)
     subprocess.run([*pip, str(src)], check=True, timeout=900)
+    absent = ("training", "lab", "tqdm", "matplotlib")
+    found = subprocess.run(
+        [str(venv / "bin" / "python"), "-c", _FIND_SPECS, *absent],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=tmp_path,
+    ).stdout.split()
+    assert found == [], f"the image installs {found}"
 
     app = tmp_path / "app"
     shutil.copytree(MODEL, app / "model_store" / "sbu-mrmp", ignore=shutil.ignore_patterns("tiers"))

@@ -5,8 +5,8 @@ from dataclasses import replace
 
 import pytest
 
-from mrmp.release import release
-from mrmp.reproduce import ReproConfig, Reproduction
+from lab.release import release
+from lab.reproduce import ReproConfig, Reproduction
 from mrmp.store import load_model
 
 
@@ -23,16 +23,16 @@ def test_release_trains_the_best_prior_and_carries_the_fold_table(tmp_path):
     repro.run(("mrmp",))
     manifest = release(repro, tmp_path / "model", name="m", command="test")
     scores = json.loads((cfg.work / "srmp_prior.json").read_text())["mean_seen_accuracy"]
-    assert manifest["prior"] == max(scores, key=scores.get)
+    assert manifest.prior == max(scores, key=scores.get)
     _, stored = load_model(tmp_path / "model")
-    assert stored["version"] == manifest["version"] and stored["name"] == "m"
-    unit = json.loads((cfg.work / f"mrmp/{manifest['prior']}/fold0.json").read_text())
-    table = stored["evaluation"]["rates"]
+    assert stored.version == manifest.version and stored.name == "m"
+    unit = json.loads((cfg.work / f"mrmp/{manifest.prior}/fold0.json").read_text())
     for mode in ("prior", "exact"):
+        table = stored.evaluated(mode)
         for key, row in unit[mode].items():
-            assert table[mode][key]["accuracy"] == pytest.approx(row["accuracy"], abs=1e-4)
-    assert stored["evaluation"]["samples"] == len(repro.data.y)
-    assert stored["training"]["config"]["epochs"] == 2
+            assert table[key].accuracy == pytest.approx(row["accuracy"], abs=1e-4)
+    assert stored.evaluation.samples == len(repro.data.y)
+    assert stored.training.config["epochs"] == 2
     # Units trained under other settings would carry a table that is not this model's.
     other = Reproduction(replace(cfg, mrmp_epochs=3), log=lambda _: None)
     with pytest.raises(ValueError, match="--mrmp-epochs 3"):

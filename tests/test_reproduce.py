@@ -5,9 +5,9 @@ from dataclasses import replace
 
 import pytest
 
-from mrmp.evaluate import RATE_GRID, rate_key
-from mrmp.reproduce import ReproConfig, Reproduction
-from mrmp.train import PAPER_RATES
+from lab.reproduce import ReproConfig, Reproduction
+from training.evaluate import RATE_GRID, rate_key
+from training.train import PAPER_RATES
 
 
 def test_results_shape_table_and_plots(tmp_path):

@@ -59,7 +59,7 @@ def server(synthetic_store: Path, tmp_path_factory: pytest.TempPathFactory):
 
 def test_stock_v2_client_works_unchanged(server, synthetic_store):
     url, port, _ = server
-    name = read_manifest(synthetic_store)["name"]
+    name = read_manifest(synthetic_store).name
     client = tritonclient_http.InferenceServerClient(f"127.0.0.1:{port}")
     assert client.is_server_live() and client.is_server_ready()
     assert client.is_model_ready(name)

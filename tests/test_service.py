@@ -13,7 +13,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from mrmp.derive import derive
 from mrmp.runtime import OnnxRunner, TorchRunner, export_onnx
-from mrmp.skeleton import DescriptorConfig, describe_batch
+from mrmp.skeleton import describe_batch
 from mrmp.store import StoreError, load_model
 from service.app import create_app
 from service.settings import Settings
@@ -43,7 +43,7 @@ def test_classify_answers_per_sequence_and_states_what_served_it(client, synthet
     r = client.post("/v1/classify", json={"sequences": seqs, "rate": 0.9312, "top_k": 2})
     assert r.status_code == 200, r.text
     a = r.json()
-    assert a["model"] == manifest["name"] and a["model_version"] == manifest["version"]
+    assert a["model"] == manifest.name and a["model_version"] == manifest.version
     assert a["rate_asked"] == 0.9312 and a["rate_served"] == 0.931 and a["mode"] == "prior"
     # Not a tier: run in torch, the fc layer (density 0.07) held as CSR by the memory rule.
     assert a["backend"] == "torch-sparse" and a["tier"] is None
@@ -51,12 +51,12 @@ def test_classify_answers_per_sequence_and_states_what_served_it(client, synthet
     assert a["observed_rate"] == pytest.approx(info.observed_rate, abs=1e-6)
     assert a["threshold"] == pytest.approx(model.prior.threshold(0.931))
     assert a["kept_params"] == info.kept_params
-    x = torch.from_numpy(describe_batch(seqs, DescriptorConfig.from_dict(manifest["descriptor"])))
+    x = torch.from_numpy(describe_batch(seqs, manifest.descriptor_config))
     probs = net(x).softmax(dim=1).numpy()
     assert len(a["predictions"]) == 3
     for p, row in zip(a["predictions"], probs, strict=True):
         assert p["class_index"] == int(row.argmax())
-        assert p["label"] == manifest["class_names"][p["class_index"]]
+        assert p["label"] == manifest.class_names[p["class_index"]]
         assert p["score"] == pytest.approx(float(row.max()), abs=1e-5)
         assert [t["class_index"] for t in p["top_k"]] == list(np.argsort(-row)[:2])
     assert set(a["timings"]) == {"parse_ms", "derive_ms", "inference_ms", "total_ms"}
@@ -83,15 +83,15 @@ def test_tiers_and_default_are_served_from_onnx(client):
 def test_model_and_rates_describe_the_tiers(client, synthetic_store):
     _, manifest = load_model(synthetic_store)
     m = client.get("/v1/model").json()
-    assert m["class_names"] == manifest["class_names"]
+    assert m["class_names"] == manifest.class_names
     assert m["layout"]["num_joints"] == 30 and len(m["layout"]["joint_names"]) == 30
-    assert m["rate_range"] == [0.0, 0.99] and m["seen_rates"] == manifest["seen_rates"]
+    assert m["rate_range"] == [0.0, 0.99] and m["seen_rates"] == manifest.seen_rates
     assert m["tiers"] == {"accurate": 0.5, "balanced": 0.9, "fast": 0.98}
     rates = client.get("/v1/rates").json()
     rows = {row["rate"]: row for row in rates["rates"]}
     assert {0.5, 0.9, 0.98} <= set(rows)
-    evaluation = manifest["evaluation"]["rates"]["prior"]
-    assert rows[0.9]["accuracy"] == evaluation["0.90"]["accuracy"]
+    evaluation = manifest.evaluated("prior")
+    assert rows[0.9]["accuracy"] == evaluation["0.90"].accuracy
     assert rows[0.98]["tier"] == "fast"
     assert rows[0.98]["latency_ms"]["compute_batch1_p50"] > 0
     kept = [rows[r]["kept_params"] for r in sorted(rows)]
@@ -209,7 +209,7 @@ def test_descriptor_that_does_not_fit_the_model_is_refused(synthetic_store, tmp_
     manifest = json.loads((bad / "manifest.json").read_text())
     manifest["descriptor"] = {**manifest["descriptor"], **descriptor}
     (bad / "manifest.json").write_text(json.dumps(manifest))
-    with pytest.raises(StoreError, match=r"manifest\.json: descriptor .* does not fit the model"):
+    with pytest.raises(StoreError, match=r"manifest\.json: .*descriptor .* does not fit the model"):
         create_app(Settings(model_path=bad))
 
 
@@ -306,11 +306,11 @@ def test_forcing_onnxruntime_without_onnx_tiers_is_refused(synthetic_store):
 
 def test_v2_health_and_metadata(client, synthetic_store):
     _, manifest = load_model(synthetic_store)
-    name = manifest["name"]
+    name = manifest.name
     assert client.get("/v2/health/live").json() == {"live": True}
     assert client.get("/v2/health/ready").json() == {"ready": True}
     meta = client.get(f"/v2/models/{name}").json()
-    assert meta["name"] == name and meta["versions"] == [manifest["version"]]
+    assert meta["name"] == name and meta["versions"] == [manifest.version]
     assert meta["inputs"] == [{"name": "skeleton", "datatype": "FP32", "shape": [-1, -1, 30, 3]}]
     assert client.get(f"/v2/models/{name}/ready").json() == {"name": name, "ready": True}
     r = client.get("/v2/models/other")
@@ -334,10 +334,10 @@ def test_v2_infer_json_echoes_id_and_serves_the_rate(client, synthetic_store):
         ],
         "outputs": [{"name": "logits"}, {"name": "label"}],
     }
-    r = client.post(f"/v2/models/{manifest['name']}/infer", json=body)
+    r = client.post(f"/v2/models/{manifest.name}/infer", json=body)
     assert r.status_code == 200, r.text
     a = r.json()
-    assert a["id"] == "req-42" and a["model_name"] == manifest["name"]
+    assert a["id"] == "req-42" and a["model_name"] == manifest.name
     assert a["parameters"]["rate_served"] == 0.93
     assert a["parameters"]["backend"] == "torch-sparse"
     logits = {o["name"]: o for o in a["outputs"]}["logits"]
@@ -406,7 +406,7 @@ def test_v2_bad_requests(client, synthetic_store, patch, words):
         ],
         **patch,
     }
-    r = client.post(f"/v2/models/{manifest['name']}/infer", json=body)
+    r = client.post(f"/v2/models/{manifest.name}/infer", json=body)
     assert r.status_code == 422, r.text
     assert words in r.json()["error"]
 
@@ -485,7 +485,7 @@ def test_settings_refuse_unknown_tier_names():
 
 
 def test_v2_binary_tensors_and_their_errors(client, synthetic_store):
-    name = load_model(synthetic_store)[1]["name"]
+    name = load_model(synthetic_store)[1].name
     arr = np.asarray([sequence(frames=3)], dtype=np.float32)
     head = {
         "inputs": [

@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from mrmp.cli import app
-from mrmp.skeleton import load_dataset
+from lab.cli import app
 from mrmp.store import read_manifest
 from tests.conftest import needs_data
 from tests.service_helpers import ready_client
+from training.datasets import load_dataset
 
 RATES = ("0.50", "0.90", "0.98", "0.93")
 
@@ -32,7 +32,7 @@ def test_http_predictions_equal_mrmp_eval(sbu_fold0_store: Path, tmp_path: Path)
     _, test = ds.split(0)
     assert evaluated["ids"] == [ds.ids[i] for i in test]
     sequences = [ds.sequences[i].tolist() for i in test]
-    name = read_manifest(sbu_fold0_store)["name"]
+    name = read_manifest(sbu_fold0_store).name
     with ready_client(sbu_fold0_store, tmp_path) as client:
         for key in RATES:
             r = client.post("/v1/classify", json={"sequences": sequences, "rate": float(key)})

@@ -9,17 +9,19 @@ import numpy as np
 import pytest
 
 from mrmp.skeleton import (
-    FPHA_CLASSES,
     LAYOUTS,
-    SBU_CLASSES,
-    SBU_FOLDS,
     DescriptorConfig,
-    SkeletonDataset,
     SkeletonError,
-    data_root,
     describe,
     describe_batch,
     get_layout,
+)
+from training.datasets import (
+    FPHA_CLASSES,
+    SBU_CLASSES,
+    SBU_FOLDS,
+    SkeletonDataset,
+    data_root,
     load_dataset,
     load_fpha,
     load_sbu,

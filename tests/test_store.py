@@ -3,8 +3,8 @@ import json
 import pytest
 import torch
 
+from lab.experiment import evaluation_table, manifest_for, train_config
 from mrmp.derive import derive
-from mrmp.experiment import evaluation_table, manifest_for, train_config
 from mrmp.store import MANIFEST, WEIGHTS, StoreError, load_model, save_model
 
 
@@ -19,8 +19,8 @@ def store(tmp_path, small_model, synthetic):
 
 def test_round_trip_gives_identical_networks(store, small_model, synthetic):
     loaded, manifest = load_model(store)
-    assert manifest["name"] == "m" and len(manifest["version"]) == 64
-    assert manifest["evaluation"]["rates"]["prior"]["0.50"]["accuracy"] >= 0
+    assert manifest.name == "m" and len(manifest.version) == 64
+    assert manifest.evaluated("prior")["0.50"].accuracy >= 0
     x = synthetic.x[:10]
     for r in (0.0, 0.9):
         torch.testing.assert_close(derive(loaded, r)[0](x), derive(small_model, r)[0](x))
@@ -94,5 +94,5 @@ def test_unknown_prior_is_refused(store):
     m = json.loads((store / MANIFEST).read_text())
     m["prior"] = "cauchy"
     (store / MANIFEST).write_text(json.dumps(m))
-    with pytest.raises(StoreError, match=r"manifest\.json: bad architecture or prior"):
+    with pytest.raises(StoreError, match=r"manifest\.json: prior: unknown prior 'cauchy'"):
         load_model(store)

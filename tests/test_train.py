@@ -3,9 +3,9 @@ import math
 import pytest
 import torch
 
-from mrmp.evaluate import accuracy, evaluate_rates
-from mrmp.experiment import ModelSpec, build_model, train_config
-from mrmp.train import TrainConfig, jitter_bounds, step_gates, train
+from lab.experiment import ModelSpec, build_model, train_config
+from training.evaluate import accuracy, evaluate_rates
+from training.train import TrainConfig, jitter_bounds, step_gates, train
 
 
 def test_unknown_method_is_refused():

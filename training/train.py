@@ -15,7 +15,7 @@ from tqdm import tqdm
 
 from mrmp.bandstop import annealed_crispness
 from mrmp.gcn import Gate, LatentGCN, MaskGate, SoftGate, dense_gate
-from mrmp.kld import SoftHistogramKL
+from training.kld import SoftHistogramKL
 
 # The paper's seen rates.
 PAPER_RATES: tuple[float, ...] = (0.5, 0.55, 0.6, 0.65, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95, 0.98)
@@ -50,7 +50,7 @@ class TrainConfig:
     lr_schedule: str = "constant"
     # Temporal crops [ours]: each training sequence is described whole and as
     # temporal_crops - 1 random contiguous crops of crop_min..1 of its frames, made once from
-    # the seed (mrmp.augment.crop_views); each epoch shows every sequence once, as one of its
+    # the seed (training.augment.crop_views); each epoch shows every sequence once, as one of its
     # views drawn at random, so the steps per epoch do not change.
     temporal_crops: int = 1
     crop_min: float = 0.8
@@ -58,7 +58,7 @@ class TrainConfig:
     sigma_end: float = 100.0
     seed: int = 0
     checkpoint_every: int = 25
-    # AugmentConfig fields (mrmp.augment), applied by mrmp.experiment.fit [ours].
+    # AugmentConfig fields (training.augment), applied by lab.experiment.fit [ours].
     augment: dict = field(default_factory=dict)
     extra: dict = field(default_factory=dict)
 

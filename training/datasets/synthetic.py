@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from mrmp.skeleton.layouts import Layout
+
 from .dataset import SkeletonDataset
-from .layouts import Layout
 
 
 def _rest_pose(layout: Layout, rng: np.random.Generator) -> np.ndarray:

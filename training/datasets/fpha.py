@@ -8,8 +8,9 @@ from pathlib import Path
 
 import numpy as np
 
+from mrmp.skeleton.layouts import FPHA_LAYOUT
+
 from .dataset import SkeletonDataset
-from .layouts import FPHA_LAYOUT
 
 FPHA_DIR = "fpha"
 FPHA_ZIP = "Hand_pose_annotation_v1.zip"

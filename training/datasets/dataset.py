@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .layouts import Layout
+from mrmp.skeleton.layouts import Layout
 
 DATA_DIR_ENV = "MRMP_DATA_DIR"
 

@@ -21,7 +21,7 @@ import torch
 from torch import Tensor
 
 from mrmp.skeleton import DescriptorConfig, Layout, describe_batch
-from mrmp.train import Augment
+from training.train import Augment
 
 
 @dataclass(frozen=True)

@@ -9,12 +9,13 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from mrmp.augment import AugmentConfig, crop_views, make_augment
-from mrmp.evaluate import RATE_GRID, evaluate_rates
 from mrmp.gcn import GCNConfig, LatentGCN
 from mrmp.priors import get_prior
-from mrmp.skeleton import DescriptorConfig, SkeletonDataset, describe_batch, load_dataset
-from mrmp.train import TrainConfig, train
+from mrmp.skeleton import DescriptorConfig, describe_batch
+from training.augment import AugmentConfig, crop_views, make_augment
+from training.datasets import SkeletonDataset, load_dataset
+from training.evaluate import RATE_GRID, evaluate_rates
+from training.train import TrainConfig, train
 
 # Per dataset: the author's filter count and batch size, and the evaluation protocol.
 PROTOCOLS: dict[str, dict[str, Any]] = {

@@ -1,5 +1,5 @@
-"""`mrmp train | eval | reproduce | ablate | serve | release`: the command line over the
-method and the service."""
+"""`mrmp train | eval | reproduce | ablate | serve | release`: the command line over the lab,
+training and the service (`serve` is `service.cli`'s, also installed alone as `mrmp-serve`)."""
 
 from __future__ import annotations
 
@@ -11,9 +11,7 @@ from typing import Annotated
 import torch
 import typer
 
-from mrmp.derive import MODES
-from mrmp.evaluate import RATE_GRID, evaluate_rate, rate_key
-from mrmp.experiment import (
+from lab.experiment import (
     ModelSpec,
     build_model,
     evaluation_table,
@@ -25,9 +23,11 @@ from mrmp.experiment import (
     train_config,
 )
 from mrmp.priors import PRIORS
-from mrmp.skeleton import DescriptorConfig
-from mrmp.store import StoreError, load_model, save_model
-from mrmp.train import LOW_RATES, LR_SCHEDULES, METHODS, PAPER_RATES
+from mrmp.rates import MODES
+from mrmp.store import load_model, save_model
+from service.cli import serve_cmd
+from training.evaluate import RATE_GRID, evaluate_rate, rate_key
+from training.train import LOW_RATES, LR_SCHEDULES, METHODS, PAPER_RATES
 
 app = typer.Typer(help="One-shot multi-rate pruning of a skeleton GCN.", no_args_is_help=True)
 
@@ -119,7 +119,7 @@ def train_cmd(
         data, model, cfg, name=name or out.name, command=_command_line(ctx), evaluation=table
     )
     manifest = save_model(out, model, manifest)
-    typer.echo(f"wrote {out} (version {manifest['version'][:12]}, params {manifest['params']})")
+    typer.echo(f"wrote {out} (version {manifest.version[:12]}, params {manifest.params})")
 
 
 @app.command("eval")
@@ -139,9 +139,9 @@ def eval_cmd(
         raise typer.BadParameter(f"mode must be one of {', '.join(MODES)}")
     net, manifest = load_model(model)
     # The model's own preprocessing, as the service applies it.
-    descriptor = DescriptorConfig.from_dict(manifest["descriptor"])
+    descriptor = manifest.descriptor_config
     data = load_data(dataset, descriptor, data_dir=data_dir)
-    if manifest["class_names"] != list(data.dataset.class_names):
+    if manifest.class_names != list(data.dataset.class_names):
         raise typer.BadParameter(f"model {model} was not trained on {dataset}'s classes")
     fold = _fold(test_fold)
     idx = (
@@ -207,7 +207,7 @@ def reproduce_cmd(
     data_dir: str | None = None,
 ) -> None:
     """The paper's results on one dataset: dense, MP, SRMP, MRMP x 3 priors (resumable)."""
-    from mrmp.reproduce import STAGES, ReproConfig, Reproduction
+    from lab.reproduce import STAGES, ReproConfig, Reproduction
 
     if dense_lr_schedule not in LR_SCHEDULES:
         raise typer.BadParameter(f"dense-lr-schedule must be one of {', '.join(LR_SCHEDULES)}")
@@ -288,7 +288,7 @@ def ablate_cmd(
 ) -> None:
     """Dense accuracy as the protocol's descriptor and augmentation choices are added one
     after another (resumable): writes <out>/ablation_<dataset>.json and .md."""
-    from mrmp.ablation import AblationError, ablate, ablation_table
+    from lab.ablation import AblationError, ablate, ablation_table
 
     if threads:
         torch.set_num_threads(threads)
@@ -314,55 +314,7 @@ def ablate_cmd(
     typer.echo(table)
 
 
-@app.command("serve")
-def serve_cmd(
-    model: Annotated[
-        Path | None, typer.Option(help="model store folder (default: model_store/sbu-mrmp)")
-    ] = None,
-    host: Annotated[str | None, typer.Option(help="interface to listen on")] = None,
-    port: Annotated[int | None, typer.Option(help="TCP port")] = None,
-    workers: Annotated[int | None, typer.Option(help="worker processes (one per core)")] = None,
-) -> None:
-    """Serve a model over HTTP. Every setting is also an MRMP_* environment variable (see
-    service/settings.py); flags override the environment."""
-    import os
-
-    import uvicorn
-    from pydantic import ValidationError
-
-    from service.lifecycle import GracefulServer
-    from service.settings import Settings
-
-    flags = {"model_path": model, "host": host, "port": port, "workers": workers}
-    flags = {k: v for k, v in flags.items() if v is not None}
-    try:
-        settings = Settings(**flags)
-        load_model(settings.model_path)  # refuse a bad store here, with the file named
-    except (ValidationError, StoreError) as e:
-        typer.echo(f"mrmp serve: {e}", err=True)
-        raise typer.Exit(2) from None
-    # Workers build their app from the environment: hand the flags on through it.
-    for key, value in flags.items():
-        os.environ[f"MRMP_{key.upper()}"] = str(value)
-    if settings.workers > 1 and "PROMETHEUS_MULTIPROC_DIR" not in os.environ:
-        # Several processes: prometheus-client's multiprocess mode merges their metrics.
-        import tempfile
-
-        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="mrmp-metrics-")
-    options = {
-        "host": settings.host,
-        "port": settings.port,
-        "log_level": settings.log_level,
-        "access_log": settings.access_log,
-        "timeout_graceful_shutdown": settings.graceful_timeout,
-    }
-    app_factory = "service.app:create_app"
-    if settings.workers > 1:
-        # uvicorn's supervisor passes SIGTERM on to the workers, which shut down as uvicorn does.
-        uvicorn.run(app_factory, factory=True, workers=settings.workers, **options)
-        return
-    config = uvicorn.Config(app_factory, factory=True, **options)
-    GracefulServer(config, settings.drain_seconds).run()
+app.command("serve")(serve_cmd)
 
 
 @app.command("release")
@@ -387,8 +339,8 @@ def release_cmd(
     """Train the shipped model: MRMP with the reproduction's best prior on all of the dataset,
     with the reproduction's cross-validated table in its manifest. Use the settings the
     reproduction ran with."""
-    from mrmp.release import release
-    from mrmp.reproduce import ReproConfig, Reproduction
+    from lab.release import release
+    from lab.reproduce import ReproConfig, Reproduction
 
     if threads:
         torch.set_num_threads(threads)
@@ -412,7 +364,7 @@ def release_cmd(
     except (FileNotFoundError, ValueError) as e:
         typer.echo(f"mrmp release: {e}", err=True)
         raise typer.Exit(2) from None
-    typer.echo(f"wrote {out} (prior {manifest['prior']}, version {manifest['version'][:12]})")
+    typer.echo(f"wrote {out} (prior {manifest.prior}, version {manifest.version[:12]})")
 
 
 if __name__ == "__main__":

@@ -15,16 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mrmp.derive import derive_masks
-from mrmp.evaluate import (
-    RATE_GRID,
-    accuracy,
-    evaluate_rates,
-    plot_accuracy,
-    plot_observed_rate,
-    rate_key,
-)
-from mrmp.experiment import (
+from lab.experiment import (
     Data,
     ModelSpec,
     build_model,
@@ -33,9 +24,17 @@ from mrmp.experiment import (
     protocol,
     train_config,
 )
+from lab.plots import plot_accuracy, plot_observed_rate
+from mrmp.derive import derive_masks
 from mrmp.gcn import MaskGate
 from mrmp.priors import PRIORS
-from mrmp.train import PAPER_RATES, TrainConfig
+from training.evaluate import (
+    RATE_GRID,
+    accuracy,
+    evaluate_rates,
+    rate_key,
+)
+from training.train import PAPER_RATES, TrainConfig
 
 # Dense (with MP and MP-FT), MRMP per prior, then SRMP per seen rate with the best prior.
 STAGES: tuple[str, ...] = ("dense", "mrmp", "srmp")

@@ -7,8 +7,9 @@ from pathlib import Path
 
 import numpy as np
 
+from mrmp.skeleton.layouts import SBU_LAYOUT
+
 from .dataset import SkeletonDataset
-from .layouts import SBU_LAYOUT
 
 SBU_DIR = "sbu_kinect_interaction"
 

@@ -12,8 +12,9 @@ import statistics
 from pathlib import Path
 from typing import Any
 
-from mrmp.experiment import ModelSpec, build_model, fit, manifest_for
-from mrmp.reproduce import Reproduction
+from lab.experiment import ModelSpec, build_model, fit, manifest_for
+from lab.reproduce import Reproduction
+from mrmp.manifest import Manifest
 from mrmp.store import save_model
 
 
@@ -47,7 +48,7 @@ def cross_validated_table(repro: Reproduction, prior: str) -> dict[str, Any]:
     }
 
 
-def release(repro: Reproduction, out: Path, *, name: str, command: str) -> dict[str, Any]:
+def release(repro: Reproduction, out: Path, *, name: str, command: str) -> Manifest:
     """Train the shipped model on all of the dataset and write it to `out`."""
     missing = [
         f"mrmp/{p}/fold{f}"

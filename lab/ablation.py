@@ -17,8 +17,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from mrmp.evaluate import accuracy
-from mrmp.experiment import (
+from lab.experiment import (
     Data,
     ModelSpec,
     build_model,
@@ -27,8 +26,9 @@ from mrmp.experiment import (
     protocol,
     train_config,
 )
-from mrmp.reproduce import write_json
+from lab.reproduce import write_json
 from mrmp.skeleton import DescriptorConfig
+from training.evaluate import accuracy
 
 # The dense network's recipe in `mrmp reproduce` (its --epochs and --dense-* options), in two
 # steps on top of the protocol: TrainConfig overrides, epochs included. SBU's also trains in

@@ -1,0 +1,146 @@
+"""The model store's manifest.json, typed: what a stored model is, how its input looks, how it
+was trained and evaluated (DESIGN.md, the model store).
+
+`Manifest.model_validate` is the one check of a manifest: a field that is missing, of the wrong
+type, or inconsistent with another (a descriptor that does not fit the architecture, joint
+names that do not match the joint count) raises pydantic's ValidationError, which the store
+reports as a StoreError naming the file.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from mrmp.gcn import GCNConfig
+from mrmp.priors import PRIORS
+from mrmp.rates import Mode
+from mrmp.skeleton import DescriptorConfig, SkeletonError
+
+FORMAT_VERSION = 1
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class LayoutInfo(_Model):
+    """The input's joints: `persons` skeletons of `num_joints / persons` joints each, one after
+    another, in the order of `joint_names`."""
+
+    name: str
+    num_joints: int = Field(gt=0)
+    persons: int = Field(gt=0)
+    joint_names: list[str]
+
+    @model_validator(mode="after")
+    def _joint_names_match(self) -> LayoutInfo:
+        if len(self.joint_names) != self.num_joints:
+            raise ValueError(
+                f"{len(self.joint_names)} joint_names for num_joints {self.num_joints}"
+            )
+        if self.num_joints % self.persons:
+            raise ValueError(f"{self.num_joints} joints do not split into {self.persons} persons")
+        return self
+
+
+class RateEvaluation(_Model):
+    """Held-out accuracy (percent) and observed rate (fraction of prunable weights pruned)."""
+
+    accuracy: float
+    observed_rate: float
+
+
+class Evaluation(_Model):
+    """The evaluation table: per mode, per rate ("0.50"), accuracy and observed rate."""
+
+    protocol: str | None = None
+    samples: int | None = None
+    folds: list[int] | None = None
+    rates: dict[Mode, dict[str, RateEvaluation]] = {}
+
+
+class Training(_Model):
+    """The training configuration and the command that made the model."""
+
+    config: dict[str, Any]
+    command: str
+
+
+class Manifest(_Model):
+    """manifest.json. `version` is the sha256 of latent.safetensors; `rate_range` the rates a
+    request may ask for (fractions, lowest first); `seen_rates` those trained."""
+
+    name: str = Field(min_length=1)
+    dataset: str
+    class_names: list[str] = Field(min_length=1)
+    layout: LayoutInfo
+    descriptor: dict[str, Any]
+    method: str | None = None
+    kl_weight: float | None = None
+    seen_rates: list[float]
+    rate_range: tuple[float, float]
+    training: Training | None = None
+    evaluation: Evaluation
+    format_version: Literal[1]
+    version: str = Field(pattern=r"^[0-9a-f]{64}$")
+    architecture: dict[str, Any]
+    prior: str
+    params: dict[str, int] | None = None
+
+    @field_validator("prior")
+    @classmethod
+    def _known_prior(cls, prior: str) -> str:
+        if prior not in PRIORS:
+            raise ValueError(f"unknown prior {prior!r}; known: {', '.join(PRIORS)}")
+        return prior
+
+    @field_validator("rate_range")
+    @classmethod
+    def _rate_range(cls, bounds: tuple[float, float]) -> tuple[float, float]:
+        low, high = bounds
+        if not 0.0 <= low <= high < 1.0:
+            raise ValueError(f"rate_range {list(bounds)} must satisfy 0 <= low <= high < 1")
+        return bounds
+
+    @model_validator(mode="after")
+    def _fits_the_architecture(self) -> Manifest:
+        config = self.gcn_config  # raises ValueError/TypeError on a bad architecture
+        descriptor = self.descriptor_config
+        if config.num_joints != self.layout.num_joints:
+            raise ValueError(
+                f"layout has {self.layout.num_joints} joints, the architecture {config.num_joints}"
+            )
+        if config.num_classes != len(self.class_names):
+            raise ValueError(
+                f"{len(self.class_names)} class_names for an architecture of "
+                f"{config.num_classes} classes"
+            )
+        try:
+            descriptor.check_joints(config.num_joints)
+            fits = descriptor.feature_dim() == config.in_features
+        except SkeletonError:
+            fits = False
+        if not fits:
+            raise ValueError(
+                f"descriptor {descriptor.to_dict()} does not fit the model "
+                f"({config.num_joints} joints, {config.in_features} features each)"
+            )
+        return self
+
+    @property
+    def gcn_config(self) -> GCNConfig:
+        return GCNConfig.from_dict(self.architecture)
+
+    @property
+    def descriptor_config(self) -> DescriptorConfig:
+        return DescriptorConfig.from_dict(self.descriptor)
+
+    def evaluated(self, mode: Mode = "prior") -> dict[str, RateEvaluation]:
+        """The evaluation table of one mode: rate key ("0.50") -> accuracy, observed rate."""
+        return self.evaluation.rates.get(mode, {})
+
+    def to_json(self) -> dict[str, Any]:
+        """The manifest as written to manifest.json."""
+        return self.model_dump(mode="json")
