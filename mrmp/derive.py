@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor, nn
 
-from mrmp.gcn import GCNConfig, LatentGCN, MaskGate, gcn_forward
+from mrmp.gcn import GCNConfig, LatentGCN, gcn_forward
 from mrmp.rates import MODES, Mode
 
 
@@ -59,72 +59,10 @@ class PrunedGCN(nn.Module):
         return gcn_forward(self.params(), self.adjacency, x, self.config)
 
 
-def _check_rate(rate: float) -> None:
-    if not 0.0 <= rate < 1.0:
-        raise ValueError(f"pruning rate must be in [0, 1), got {rate}")
-
-
-@torch.no_grad()
-def derive_masks(
-    model: LatentGCN, rate: float, mode: Mode = "prior"
-) -> tuple[dict[str, Tensor], Derivation]:
-    """Hard masks 1{|Z| > threshold} for every prunable weight, and what they observed.
-
-    prior: one threshold a(r) from the prior's quantile for every layer (the paper's);
-    exact: each layer's empirical quantile of |Z|, so each layer loses exactly round(r n).
-    """
-    _check_rate(rate)
-    if mode not in MODES:
-        raise ValueError(f"unknown mode {mode!r}; known: {', '.join(MODES)}")
-    a = model.prior.threshold(rate)
-    masks: dict[str, Tensor] = {}
-    thresholds: dict[str, float] = {}
-    layer_rates: dict[str, float] = {}
-    pruned = total = 0
-    for name, z in model.latents():
-        mag = z.detach().abs().reshape(-1)
-        n = mag.numel()
-        if mode == "prior":
-            t = a
-        else:
-            k = round(rate * n)
-            t = float(torch.kthvalue(mag, k).values) if k > 0 else -1.0
-        mask = (z.detach().abs() > t).to(z.dtype)
-        kept = int(mask.sum())
-        masks[name] = mask
-        thresholds[name] = max(t, 0.0)
-        layer_rates[name] = (n - kept) / n
-        pruned += n - kept
-        total += n
-    unpruned = sum(z.numel() for name, z in model.latents(False) if name not in model.prunable)
-    dense = sum(p.numel() for p in model.dense.values())
-    info = Derivation(
-        rate=rate,
-        mode=mode,
-        prior_threshold=a,
-        thresholds=thresholds,
-        layer_rates=layer_rates,
-        pruned=pruned,
-        prunable=total,
-        kept_params=total - pruned + unpruned + dense,
-    )
-    return masks, info
-
-
-@torch.no_grad()
-def derive(model: LatentGCN, rate: float, mode: Mode = "prior") -> tuple[PrunedGCN, Derivation]:
-    """The pruned network for `rate`, ready to run (no latent weights, no gradients)."""
-    masks, info = derive_masks(model, rate, mode)
-    params = model.effective_params(MaskGate(masks))
-    return PrunedGCN(model.config, params, model.adjacency), info
-
-
 class MagnitudeIndex:
     """Every prunable layer's |Z| sorted once, so that deriving any rate costs a binary search
-    per layer and one masked multiply, instead of a quantile search over all the weights.
-
-    `derive` gives the same network and the same Derivation as `derive()` (tested); the
-    service derives uncached rates with it.
+    per layer and one masked multiply. The one implementation of the derivation rule:
+    `threshold` gives each layer's cut and `keep` the mask; `derive_masks` and `derive` use it.
     """
 
     def __init__(self, model: LatentGCN) -> None:
@@ -145,12 +83,17 @@ class MagnitudeIndex:
         ) + sum(p.numel() for p in self.dense.values())
 
     def thresholds(self, rate: float, mode: Mode) -> tuple[float, dict[str, float], dict[str, int]]:
-        """The prior threshold a(r), and per layer the threshold used and the weights pruned
-        (those with |Z| <= threshold, as in `derive_masks`)."""
-        _check_rate(rate)
+        """The prior threshold a(r), and per layer the threshold t used and the number of
+        weights pruned, those with |Z| <= t (a(r): METHOD section 3).
+
+        prior: t = a(r) in every layer, the paper's rule. exact: t = the k-th smallest |Z| of
+        the layer, k = round(r n), so the layer loses round(r n) weights (more when |Z| ties
+        at t); t = -1 when k = 0, so nothing is pruned.
+        Raises ValueError for a rate outside [0, 1) or an unknown mode.
+        """
+        a = self.model.prior.threshold(rate)
         if mode not in MODES:
             raise ValueError(f"unknown mode {mode!r}; known: {', '.join(MODES)}")
-        a = self.model.prior.threshold(rate)
         used: dict[str, float] = {}
         pruned: dict[str, int] = {}
         for name, s in self.sorted.items():
@@ -160,8 +103,13 @@ class MagnitudeIndex:
                 k = round(rate * s.numel())
                 t = float(s[k - 1]) if k > 0 else -1.0
             used[name] = t
+            # The count of what `keep` cuts, read off the sorted magnitudes without a mask.
             pruned[name] = int(torch.searchsorted(s, torch.tensor(t), right=True))
         return a, used, pruned
+
+    def keep(self, name: str, threshold: float) -> Tensor:
+        """The mask rule, a bool tensor shaped like layer `name`'s weight: |Z| > threshold."""
+        return self.magnitude[name] > threshold
 
     def derivation(self, rate: float, mode: Mode = "prior") -> Derivation:
         """What deriving `rate` prunes, without building the network."""
@@ -184,11 +132,36 @@ class MagnitudeIndex:
         )
 
     @torch.no_grad()
+    def masks(self, rate: float, mode: Mode = "prior") -> tuple[dict[str, Tensor], Derivation]:
+        """Per prunable layer the mask `keep` gives at `rate` (in the latent's dtype, for a
+        `MaskGate`), and what the derivation prunes."""
+        a, used, pruned = self.thresholds(rate, mode)
+        masks = {
+            name: self.keep(name, t).to(self.magnitude[name].dtype) for name, t in used.items()
+        }
+        return masks, self._info(rate, mode, a, used, pruned)
+
+    @torch.no_grad()
     def derive(self, rate: float, mode: Mode = "prior") -> tuple[PrunedGCN, Derivation]:
+        """The pruned network for `rate`, ready to run, and what the derivation pruned."""
         a, used, pruned = self.thresholds(rate, mode)
         params = dict(self.scaled)
         for name, t in used.items():
-            params[name] = self.scaled[name] * (self.magnitude[name] > t)
+            params[name] = self.scaled[name] * self.keep(name, t)
         params.update(self.dense)
         net = PrunedGCN(self.model.config, params, self.model.adjacency)
         return net, self._info(rate, mode, a, used, pruned)
+
+
+def derive_masks(
+    model: LatentGCN, rate: float, mode: Mode = "prior"
+) -> tuple[dict[str, Tensor], Derivation]:
+    """Hard masks 1{|Z| > threshold} (float, shaped like each prunable weight) for fine-tuning
+    through a `MaskGate`, and what they prune. Rule and errors: `MagnitudeIndex.thresholds`."""
+    return MagnitudeIndex(model).masks(rate, mode)
+
+
+def derive(model: LatentGCN, rate: float, mode: Mode = "prior") -> tuple[PrunedGCN, Derivation]:
+    """The pruned network for `rate`, ready to run (no latent weights, no gradients).
+    Rule and errors: `MagnitudeIndex.thresholds`; to derive many rates, keep one index."""
+    return MagnitudeIndex(model).derive(rate, mode)

@@ -72,18 +72,47 @@ def test_unpruned_layers_are_untouched(small_model):
     assert info.kept_params > info.prunable - info.pruned
 
 
-@pytest.mark.parametrize("mode", ["prior", "exact"])
-def test_magnitude_index_derives_what_derive_derives(small_model, synthetic, mode):
-    with torch.no_grad():  # ties in |Z|: the exact mode must cut all of a tied value, as derive
-        z = next(z for name, z in small_model.latents() if name == "fc")
+def _tie_fc(model) -> None:
+    """Give 51 of fc's latents one magnitude, so that the exact mode meets ties."""
+    with torch.no_grad():
+        z = next(z for name, z in model.latents() if name == "fc")
         z.view(-1)[:50] = z.view(-1)[50]
+
+
+def test_exact_threshold_is_the_kth_smallest_magnitude(small_model):
+    _tie_fc(small_model)
+    for rate in (0.1, 0.5, 0.93):
+        _, info = derive_masks(small_model, rate, "exact")
+        for name, z in small_model.latents():
+            k = round(rate * z.numel())
+            expected = float(torch.kthvalue(z.detach().abs().reshape(-1), k).values)
+            assert info.thresholds[name] == expected, (rate, name)
+
+
+@pytest.mark.parametrize("mode", ["prior", "exact"])
+def test_derivation_counts_what_the_masks_cut(small_model, mode):
+    """The counts read off the sorted magnitudes agree with the masks, ties included."""
+    _tie_fc(small_model)
+    index = MagnitudeIndex(small_model)
+    for rate in (0.0, 0.25, 0.5, 0.777, 0.93, 0.98, 0.99):
+        masks, info = derive_masks(small_model, rate, mode)
+        for name, m in masks.items():
+            cut = int((m == 0).sum())
+            assert info.layer_rates[name] == cut / m.numel(), (rate, name)
+            z = dict(small_model.latents())[name]
+            assert torch.equal(m, (z.detach().abs() > info.thresholds[name]).to(m.dtype))
+        assert index.derivation(rate, mode) == info, rate
+
+
+@pytest.mark.parametrize("mode", ["prior", "exact"])
+def test_one_index_derives_every_rate_as_derive_does(small_model, synthetic, mode):
+    _tie_fc(small_model)
     index = MagnitudeIndex(small_model)
     x = synthetic.x[:16]
     for rate in (0.0, 0.25, 0.5, 0.777, 0.93, 0.98, 0.99):
         net, info = derive(small_model, rate, mode)
         fast, fast_info = index.derive(rate, mode)
         assert torch.equal(net(x), fast(x)), rate
-        for field in ("pruned", "prunable", "kept_params", "layer_rates", "thresholds"):
-            assert getattr(info, field) == getattr(fast_info, field), (rate, field)
+        assert info == fast_info, rate
     with pytest.raises(ValueError):
         index.derive(1.0, mode)
