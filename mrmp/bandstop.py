@@ -1,4 +1,6 @@
-"""The band-stop psi_{a,sigma} that makes magnitude pruning differentiable, and its hard limit."""
+"""The band-stop psi_{a,sigma} that makes magnitude pruning differentiable (METHOD section 2),
+and the annealing of its crispness sigma. Its hard limit, the inference mask, is
+`mrmp.derive.MagnitudeIndex.keep`."""
 
 from __future__ import annotations
 
@@ -16,11 +18,6 @@ def bandstop(z: Tensor, a: float, sigma: float) -> Tensor:
     if a <= 0.0:
         return torch.ones_like(z)
     return torch.sigmoid(sigma * (z - a)) + torch.sigmoid(-sigma * (z + a))
-
-
-def hard_mask(z: Tensor, a: float) -> Tensor:
-    """The inference-time mask 1{|z| > a} (as z's dtype)."""
-    return (z.abs() > a).to(z.dtype)
 
 
 def annealed_crispness(a: float, progress: float, start: float = 1.0, end: float = 100.0) -> float:
