@@ -25,6 +25,8 @@ COMPACT_AREA = 0.8
 
 
 class DenseKernel(nn.Module):
+    """The plain matmul h @ W.T, for a matrix left as it is."""
+
     def __init__(self, w: Tensor) -> None:
         super().__init__()
         self.register_buffer("weight", w.detach().clone())
@@ -68,6 +70,7 @@ class CompactKernel(nn.Module):
 
 
 def worth_compacting(w: Tensor, compact_area: float = COMPACT_AREA) -> bool:
+    """Whether w's live rows x live columns are at most `compact_area` of its size."""
     rows, cols = _live(w)
     return len(rows) * len(cols) <= compact_area * w.numel()
 

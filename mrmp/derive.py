@@ -14,7 +14,12 @@ from mrmp.rates import MODES, Mode
 
 @dataclass
 class Derivation:
-    """What a derivation did: the thresholds used and the pruning rate observed."""
+    """What a derivation did: the thresholds used and the pruning rate observed.
+
+    `thresholds` and `layer_rates` are per prunable weight matrix: the cut on |Z| (0 where
+    nothing is cut) and the fraction of its weights pruned; `pruned` and `prunable` count
+    weights of the prunable matrices; `kept_params` counts every parameter the network keeps.
+    """
 
     rate: float
     mode: Mode
@@ -52,6 +57,7 @@ class PrunedGCN(nn.Module):
         self.register_buffer("adjacency", adjacency.detach().clone())
 
     def params(self) -> dict[str, Tensor]:
+        """The effective parameters, by name, as `gcn_forward` takes them."""
         return {name: getattr(self, f"p{i}") for i, name in enumerate(self.names)}
 
     @torch.no_grad()

@@ -177,7 +177,8 @@ class MaskGate:
 
 
 class LatentGCN(nn.Module):
-    """The GCN whose weight matrices are W = s * Z * gate(Z), Z aligned with a prior."""
+    """The GCN whose weight matrices are W = s * Z * gate(Z), Z aligned with a prior (METHOD
+    section 2). Z is initialized as samples of the prior; s = gain / sqrt(fan_in) is fixed."""
 
     def __init__(self, config: GCNConfig, adjacency: Tensor, prior: Prior, seed: int = 0) -> None:
         super().__init__()
@@ -200,12 +201,15 @@ class LatentGCN(nn.Module):
         self.register_buffer("adjacency", normalized_adjacency(adjacency))
 
     def latents(self, prunable_only: bool = True) -> Iterator[tuple[str, Tensor]]:
+        """(weight name, latent Z shaped (out, in)) of the prunable matrices, or of all."""
         for key, z in self.latent.items():
             name = key.replace("__", ".")
             if not prunable_only or name in self.prunable:
                 yield name, z
 
     def effective_params(self, gate: Gate = dense_gate) -> dict[str, Tensor]:
+        """Every parameter `gcn_forward` takes: s * Z * gate(Z) per weight matrix, and the
+        never-pruned biases and normalization parameters."""
         params = {name: self.scales[name] * z * gate(name, z) for name, z in self.latents(False)}
         params.update({k.replace("__", "."): v for k, v in self.dense.items()})
         return params

@@ -1,7 +1,8 @@
 """Unit-variance symmetric priors for the latent weights.
 
 Because the latent weights are pulled towards a fixed prior Q, pruning the fraction r of
-smallest magnitudes is a cut at the prior's quantile: a(r) = F^{-1}((1 + r) / 2).
+smallest magnitudes is a cut at the prior's quantile: a(r) = F^{-1}((1 + r) / 2) (METHOD
+section 3).
 All computations run in float64.
 """
 
@@ -39,7 +40,8 @@ class Prior(ABC):
         """Half-width of the range the KL histogram bins cover (the tails get their own bins)."""
 
     def threshold(self, rate: float) -> float:
-        """a(r): the magnitude under which a fraction `rate` of the prior's mass lies."""
+        """a(r): the magnitude under which a fraction `rate` of the prior's mass lies.
+        Raises ValueError for a rate outside [0, 1)."""
         if not 0.0 <= rate < 1.0:
             raise ValueError(f"pruning rate must be in [0, 1), got {rate}")
         if rate == 0.0:
@@ -123,6 +125,7 @@ PRIORS: dict[str, Prior] = {p.name: p for p in (UniformPrior(), GaussianPrior(),
 
 
 def get_prior(name: str) -> Prior:
+    """The prior named `name`; ValueError names the known ones."""
     try:
         return PRIORS[name]
     except KeyError:

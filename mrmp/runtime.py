@@ -28,6 +28,9 @@ warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta"
 
 
 class Runner(Protocol):
+    """Descriptors (B, J, F) float32 -> logits (B, classes) float32; `backend` names the
+    kernels that answered and `nbytes` the memory the runner holds."""
+
     backend: str
 
     def __call__(self, x: np.ndarray) -> np.ndarray: ...

@@ -1,4 +1,5 @@
-"""The soft-histogram estimate of KL(P || Q) between latent weights and the prior.
+"""The soft-histogram estimate of KL(P || Q) between latent weights and the prior (METHOD
+section 4).
 
 P is a Gaussian-kernel density of the weights integrated over fixed bins: the mass of bin
 [e_i, e_{i+1}) is mean_z [Phi((e_{i+1} - z)/h) - Phi((e_i - z)/h)], two tail bins included.

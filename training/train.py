@@ -1,4 +1,5 @@
-"""Training: dense, SRMP and MRMP objectives, and masked fine-tuning for the MP baseline."""
+"""Training: dense, SRMP and MRMP objectives (METHOD section 5), and masked fine-tuning for
+the MP baseline."""
 
 from __future__ import annotations
 
@@ -27,6 +28,11 @@ LR_SCHEDULES: tuple[str, ...] = ("constant", "cosine")
 
 @dataclass
 class TrainConfig:
+    """One training run's settings: the objective (`method`), the rates and how each step
+    draws them, the KL term, the optimizer and its schedule, the band-stop's annealing and
+    the augmentations. Raises ValueError for an unknown method or schedule, or a crop setting
+    out of range."""
+
     method: str = "mrmp"
     prior: str = "gaussian"
     rates: tuple[float, ...] = LOW_RATES + PAPER_RATES
@@ -99,7 +105,11 @@ def jitter_bounds(rates: tuple[float, ...], max_rate: float) -> list[tuple[float
     return list(zip(lows, highs, strict=True))
 
 
-def step_gates(model: LatentGCN, cfg: TrainConfig, progress: float, gen: torch.Generator) -> list:
+def step_gates(
+    model: LatentGCN, cfg: TrainConfig, progress: float, gen: torch.Generator
+) -> list[Gate]:
+    """The band-stop gates of one training step: the rates drawn for it (`rates_per_step`,
+    the sandwich rule, jitter), each at the crispness of `progress` in [0, 1] through the run."""
     rates = sorted(cfg.rates)
     picked = list(range(len(rates)))
     if cfg.rates_per_step and cfg.rates_per_step < len(rates):
@@ -180,7 +190,8 @@ def train(
     model.train()
     for epoch in bar:
         order = torch.randperm(n, generator=gen)
-        # Without views the generator's stream is the same as before views existed.
+        # A view is drawn only when there are several, so that a run without crops draws the
+        # same batches from the generator as the units trained without the option.
         view = torch.randint(len(views), (n,), generator=gen) if len(views) > 1 else None
         ce_sum = kl_sum = 0.0
         steps = 0

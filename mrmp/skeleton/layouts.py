@@ -87,7 +87,7 @@ SBU_LAYOUT = Layout(
     persons=2,
 )
 
-# FPHA: file order is wrist, the five MCPs, then each finger's PIP, DIP, TIP.
+# FPHA: file order is wrist, the five MCPs, then each finger's PIP, DIP, TIP (SOURCE.md).
 _FPHA_FINGERS = ("T", "I", "M", "R", "P")
 _FPHA_JOINTS = (
     "Wrist",

@@ -25,7 +25,7 @@ SBU_CLASSES: tuple[str, ...] = (
     "exchanging_objects",
 )
 
-# Official 5-fold table (README); index = zero-based fold.
+# The official 5-fold table (the dataset's README, quoted in SOURCE.md); index = zero-based fold.
 SBU_FOLDS: tuple[tuple[str, ...], ...] = (
     ("s01s02", "s03s04", "s05s02", "s06s04"),
     ("s02s03", "s02s07", "s03s05", "s05s03"),
