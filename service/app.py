@@ -1,4 +1,5 @@
-"""The FastAPI app factory: model host, routes, error mapping, metrics, start-up warm-up."""
+"""The FastAPI app factory: model host and data plane, routes, the error handler, request
+metrics, start-up warm-up."""
 
 from __future__ import annotations
 
@@ -16,11 +17,19 @@ from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service import routes_v1, routes_v2
-from service.errors import ApiError
+from service.dataplane import DataPlane
+from service.errors import (
+    ApiError,
+    HttpError,
+    InternalError,
+    InvalidRequestError,
+    MethodNotAllowedError,
+    UnknownEndpointError,
+)
 from service.host import ModelHost
 from service.lifecycle import DRAINING
 from service.metrics import Metrics
-from service.routes_v1 import json_response
+from service.responses import json_response
 from service.settings import Settings
 
 log = logging.getLogger("mrmp.service")
@@ -88,6 +97,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.metrics = metrics
     app.state.host = host
+    app.state.plane = DataPlane(host, metrics)
     app.state.is_ready = lambda: host.ready.is_set() and not DRAINING.is_set()
     app.include_router(routes_v1.router)
     app.include_router(routes_v2.router)
@@ -96,36 +106,37 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def prometheus_metrics() -> Response:
         return Response(metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
 
-    def error(status: int, message: str, reason: str) -> Response:
-        metrics.errors.labels(reason).inc()
-        return json_response({"error": message}, status)
+    async def refuse(request: Request, exc: Exception) -> Response:
+        """The one error handler: every refusal as {"error": ...}, counted by its reason."""
+        error = _as_api_error(request, exc)
+        metrics.errors.labels(error.reason).inc()
+        return json_response({"error": error.message}, error.status)
 
-    @app.exception_handler(ApiError)
-    async def api_error(request: Request, exc: ApiError) -> Response:
-        return error(exc.status, exc.message, exc.reason)
-
-    @app.exception_handler(RequestValidationError)
-    async def validation_error(request: Request, exc: RequestValidationError) -> Response:
-        parts = [
-            f"{'.'.join(str(p) for p in e.get('loc', ()))}: {e.get('msg')}" for e in exc.errors()
-        ]
-        return error(422, "; ".join(parts) or "invalid request", "invalid_input")
-
-    @app.exception_handler(HTTPException)
-    async def http_error(request: Request, exc: HTTPException) -> Response:
-        reason = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http")
-        detail = exc.detail if isinstance(exc.detail, str) else str(exc.detail)
-        if exc.status_code == 404:
-            detail = f"no such endpoint: {request.method} {request.url.path}"
-        return error(exc.status_code, detail, reason)
-
-    @app.exception_handler(Exception)
-    async def internal_error(request: Request, exc: Exception) -> Response:
-        log.error("internal error on %s %s", request.method, request.url.path, exc_info=exc)
-        return error(500, f"internal error ({type(exc).__name__})", "internal")
+    for caught in (ApiError, RequestValidationError, HTTPException, Exception):
+        app.add_exception_handler(caught, refuse)
 
     app.add_middleware(RequestMetrics, metrics=metrics)
     return app
+
+
+def _as_api_error(request: Request, exc: Exception) -> ApiError:
+    """Ours as raised; the framework's own errors, and bugs (logged), as ours."""
+    if isinstance(exc, ApiError):
+        return exc
+    if isinstance(exc, RequestValidationError):
+        parts = [
+            f"{'.'.join(str(p) for p in e.get('loc', ()))}: {e.get('msg')}" for e in exc.errors()
+        ]
+        return InvalidRequestError("; ".join(parts) or "invalid request")
+    if isinstance(exc, HTTPException):
+        detail = exc.detail if isinstance(exc.detail, str) else str(exc.detail)
+        if exc.status_code == 404:
+            return UnknownEndpointError(f"no such endpoint: {request.method} {request.url.path}")
+        if exc.status_code == 405:
+            return MethodNotAllowedError(detail)
+        return HttpError(detail, exc.status_code)
+    log.error("internal error on %s %s", request.method, request.url.path, exc_info=exc)
+    return InternalError(f"internal error ({type(exc).__name__})")
 
 
 def _version() -> str:

@@ -1,19 +1,194 @@
-"""One error type for every rejected request: an HTTP status, a message in words, a reason."""
+"""Every rejected request as its own type: the HTTP status and the `reason` label of
+mrmp_errors_total belong to the class, the message (in words, for the client) to the instance.
+
+Errors are raised where their cause is known; the app's one handler answers
+{"error": message} with the class's status and counts the class's reason.
+"""
 
 from __future__ import annotations
 
 
 class ApiError(Exception):
-    """Answered as {"error": message} with `status`; `reason` labels mrmp_errors_total."""
+    """A request the service refuses: `status` and `reason` per class, `message` per case."""
 
-    def __init__(self, status: int, message: str, reason: str) -> None:
+    status: int = 422
+    reason: str = "invalid_input"
+
+    def __init__(self, message: str) -> None:
         super().__init__(message)
-        self.status, self.message, self.reason = status, message, reason
+        self.message = message
 
 
-def bad_request(message: str, reason: str = "bad_request") -> ApiError:
-    return ApiError(400, message, reason)
+# -- 400: the body cannot be read ---------------------------------------------------------------
 
 
-def invalid(message: str, reason: str = "invalid_input") -> ApiError:
-    return ApiError(422, message, reason)
+class MalformedJsonError(ApiError):
+    status, reason = 400, "malformed_json"
+
+
+class BadHeaderLengthError(ApiError):
+    """Inference-Header-Content-Length that does not split the body (counted as malformed)."""
+
+    status, reason = 400, "malformed_json"
+
+
+class ClientDisconnectedError(ApiError):
+    status, reason = 400, "disconnect"
+
+
+# -- 404, 405, 413 ------------------------------------------------------------------------------
+
+
+class UnknownModelError(ApiError):
+    status, reason = 404, "no_model"
+
+
+class UnknownEndpointError(ApiError):
+    status, reason = 404, "not_found"
+
+
+class MethodNotAllowedError(ApiError):
+    status, reason = 405, "method_not_allowed"
+
+
+class BodyTooLargeError(ApiError):
+    status, reason = 413, "too_large"
+
+
+# -- 422: the body's structure ------------------------------------------------------------------
+
+
+class InvalidRequestError(ApiError):
+    """A body FastAPI's own validation refused (routes that declare a pydantic body)."""
+
+    reason = "invalid_input"
+
+
+class BadShapeError(ApiError):
+    """Not the nesting, shape or byte count a sequence or tensor must have."""
+
+    reason = "bad_shape"
+
+
+class NonFiniteError(ApiError):
+    reason = "non_finite"
+
+
+class UnknownFieldError(ApiError):
+    reason = "unknown_field"
+
+
+class EmptyInputError(ApiError):
+    """No sequences, or a sequence without frames."""
+
+    reason = "empty"
+
+
+class TooLongError(ApiError):
+    reason = "too_long"
+
+
+class TooManyError(ApiError):
+    reason = "too_many"
+
+
+class BadTopKError(ApiError):
+    reason = "bad_top_k"
+
+
+class BadIdError(ApiError):
+    reason = "bad_id"
+
+
+class UnknownInputError(ApiError):
+    reason = "bad_input_name"
+
+
+class UnsupportedDatatypeError(ApiError):
+    reason = "bad_datatype"
+
+
+class BadOutputError(ApiError):
+    """Outputs that are not a list of the model's output names."""
+
+    reason = "bad_output"
+
+
+# -- 422: the serving choice --------------------------------------------------------------------
+
+
+class BadRateError(ApiError):
+    """A rate that is not a finite number (nor "auto")."""
+
+    reason = "bad_rate"
+
+
+class RateOutOfRangeError(ApiError):
+    reason = "bad_rate"
+
+
+class ConflictingChoicesError(ApiError):
+    """More than one of rate, tier and a need."""
+
+    reason = "bad_rate"
+
+
+class BadTierError(ApiError):
+    """A tier that is not a string."""
+
+    reason = "bad_tier"
+
+
+class UnknownTierError(ApiError):
+    reason = "bad_tier"
+
+
+class BadModeError(ApiError):
+    """A mode that is not a string."""
+
+    reason = "bad_mode"
+
+
+class UnknownModeError(ApiError):
+    reason = "bad_mode"
+
+
+class ModeConflictsWithNeedError(ApiError):
+    """A need chooses among prior-mode rates; another mode cannot be asked with it."""
+
+    reason = "bad_mode"
+
+
+class BadNeedError(ApiError):
+    """max_latency_ms or min_accuracy that is not a number >= 0, or both given."""
+
+    reason = "bad_need"
+
+
+class UnmetNeedError(ApiError):
+    """No rate of the table meets the need."""
+
+    reason = "unmet_need"
+
+
+class BadDegradeError(ApiError):
+    reason = "bad_degrade"
+
+
+# -- other statuses -----------------------------------------------------------------------------
+
+
+class HttpError(ApiError):
+    """Any other HTTP error the framework raises; its status is the framework's."""
+
+    reason = "http"
+
+    def __init__(self, message: str, status: int) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class InternalError(ApiError):
+    """A bug: answered 500 and logged with its traceback."""
+
+    status, reason = 500, "internal"

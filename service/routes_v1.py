@@ -1,92 +1,116 @@
-"""The v1 API: classify, the model's public description, and the tier table."""
+"""The v1 API: classify (v1 JSON in and out of the data plane), the model's public description,
+and the rate table."""
 
 from __future__ import annotations
 
-import asyncio
 import time
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
-import orjson
 from fastapi import APIRouter, Request, Response
 
-from service.host import ModelHost, Result
-from service.parsing import decode_json, parse_classify, read_body
-from service.schemas import ClassifyAnswer, ClassifyBody, ErrorBody, RatesAnswer, request_body
+from mrmp.rates import MODES
+from service.dataplane import Answer, InferenceRequest
+from service.decoding import (
+    ASK_FIELDS,
+    check_count,
+    check_frames,
+    decode_ask,
+    decode_json,
+    json_object,
+    numeric,
+    read_body,
+    reject_unknown,
+)
+from service.dependencies import HostDep, PlaneDep, SettingsDep
+from service.errors import BadShapeError, BadTopKError
+from service.host import ModelHost
+from service.responses import ERROR_RESPONSES, json_response
+from service.schemas import ClassifyAnswer, ClassifyBody, RatesAnswer, request_body
+from service.settings import Settings
 
 router = APIRouter(prefix="/v1", tags=["v1"])
 
-ERRORS: dict[int | str, dict[str, object]] = {s: {"model": ErrorBody} for s in (400, 413, 422, 503)}
-
-
-def json_response(data: object, status: int = 200) -> Response:
-    return Response(orjson.dumps(data), status_code=status, media_type="application/json")
-
-
 EMPTY_ANSWER = Response(b"{}", media_type="application/json")
+CLASSIFY_FIELDS = {"sequences", "top_k", *ASK_FIELDS}
 
 
-def softmax(logits: np.ndarray) -> np.ndarray:
-    z = logits - logits.max(axis=1, keepdims=True)
-    e = np.exp(z)
-    return e / e.sum(axis=1, keepdims=True)
+@dataclass(frozen=True)
+class ClassifyRequest:
+    request: InferenceRequest
+    top_k: int  # already capped by the class count and max_top_k
 
 
-def served_fields(result: Result) -> dict[str, object]:
-    """What served a request: the same fields in v1 answers and V2 parameters."""
-    s = result.served
+def decode_classify(data: Any, started: float, settings: Settings, classes: int) -> ClassifyRequest:
+    """A classify body: sequences (each T x J x 3 nested lists), top_k and the serving fields."""
+    data = json_object(data, "the request body")
+    reject_unknown(data, CLASSIFY_FIELDS, "the request body")
+    if "sequences" not in data:
+        raise BadShapeError("missing field: sequences (a list of T x J x 3 nested lists)")
+    seqs = data["sequences"]
+    if not isinstance(seqs, list):
+        raise BadShapeError("sequences must be a list of T x J x 3 nested lists")
+    check_count(len(seqs), settings.max_sequences)
+    ask = decode_ask(data)
+    top_k = data.get("top_k", 3)
+    if isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1:
+        raise BadTopKError(f"top_k must be a positive integer, got {top_k!r}")
+    arrays = []
+    for i, seq in enumerate(seqs):
+        where = f"sequence {i}"
+        if not isinstance(seq, list):
+            raise BadShapeError(f"{where} must be a list of frames (T x J x 3)")
+        check_frames(len(seq), settings.max_frames, where)
+        arrays.append(numeric(seq, where))
+    return ClassifyRequest(
+        InferenceRequest(arrays, ask, started), min(top_k, classes, settings.max_top_k)
+    )
+
+
+def encode_classify(answer: Answer, top_k: int, host: ModelHost) -> dict[str, object]:
+    probs = answer.probabilities()
+    order = np.argsort(-probs, axis=1, kind="stable")[:, :top_k]
+    names = host.class_names
+    predictions = []
+    for row, idx in zip(probs, order, strict=True):
+        top = [{"label": names[i], "class_index": int(i), "score": float(row[i])} for i in idx]
+        predictions.append({**top[0], "top_k": top})
+    choice = answer.choice
     return {
-        "rate_served": s.rate,
-        "mode": s.key[1],
-        "observed_rate": round(s.derivation.observed_rate, 6),
-        "threshold": s.derivation.prior_threshold if s.key[1] == "prior" else None,
-        "kept_params": s.derivation.kept_params,
-        "backend": s.runner.backend,
-        "cache_hit": result.cache_hit,
+        "model": host.name,
+        "model_version": host.version,
+        "predictions": predictions,
+        "rate_asked": choice.rate_asked,
+        "tier": answer.tier,
+        **answer.served_fields(),
+        "degraded": choice.degraded_from is not None,
+        "chosen_by": choice.chosen_by,
     }
 
 
 @router.post(
     "/classify",
     response_model=ClassifyAnswer,
-    responses=ERRORS,
+    responses=ERROR_RESPONSES,
     openapi_extra=request_body(ClassifyBody),
 )
-async def classify(request: Request) -> Response:
+async def classify(
+    request: Request, host: HostDep, plane: PlaneDep, settings: SettingsDep
+) -> Response:
     """Classify skeleton sequences with the network pruned at the asked rate (or tier)."""
-    t0 = time.perf_counter()
-    state = request.app.state
-    host: ModelHost = state.host
-    body = await read_body(request, state.settings.max_body_bytes)
-    req = parse_classify(decode_json(body), host, state.settings)
-    t1 = time.perf_counter()
-    await asyncio.sleep(0)  # let queued requests start, so the in-flight count sees them
-    opts = host.degrade(req.options, state.metrics.active)
-    result = host.infer(req.x, opts.rate, opts.mode)
-    probs = softmax(result.logits)
-    order = np.argsort(-probs, axis=1, kind="stable")[:, : req.top_k]
-    names = host.class_names
-    predictions = []
-    for row, idx in zip(probs, order, strict=True):
-        top = [{"label": names[i], "class_index": int(i), "score": float(row[i])} for i in idx]
-        predictions.append({**top[0], "top_k": top})
-    host.record_observed(result.served)
-    answer = {
-        "model": host.name,
-        "model_version": host.version,
-        "predictions": predictions,
-        "rate_asked": opts.rate_asked,
-        "tier": host.tier_of(result.served.key),
-        **served_fields(result),
-        "degraded": opts.degraded_from is not None,
-        "chosen_by": opts.chosen_by,
-        "timings": {
-            "parse_ms": round((t1 - t0) * 1e3, 3),
-            "derive_ms": round(result.derive_s * 1e3, 3),
-            "inference_ms": round(result.inference_s * 1e3, 3),
-            "total_ms": round((time.perf_counter() - t0) * 1e3, 3),
-        },
+    started = time.perf_counter()
+    body = await read_body(request, settings.max_body_bytes)
+    req = decode_classify(decode_json(body), started, settings, len(host.class_names))
+    answer = await plane.infer(req.request)
+    encoded = encode_classify(answer, req.top_k, host)
+    encoded["timings"] = {
+        "parse_ms": round(answer.prepare_s * 1e3, 3),
+        "derive_ms": round(answer.derive_s * 1e3, 3),
+        "inference_ms": round(answer.inference_s * 1e3, 3),
+        "total_ms": round((time.perf_counter() - started) * 1e3, 3),
     }
-    return json_response(answer)
+    return json_response(encoded)
 
 
 @router.post("/ping", responses={200: {"content": {"application/json": {"example": {}}}}})
@@ -97,10 +121,8 @@ async def ping() -> Response:
 
 
 @router.get("/model")
-async def model_info(request: Request) -> Response:
+async def model_info(host: HostDep, settings: SettingsDep) -> Response:
     """The manifest's public part: classes, input layout, rate range, seen rates, tiers."""
-    host: ModelHost = request.app.state.host
-    settings = request.app.state.settings
     m = host.manifest
     return json_response(
         {
@@ -113,9 +135,9 @@ async def model_info(request: Request) -> Response:
             "method": m.method,
             "prior": m.prior,
             "params": m.params,
-            "rate_range": [host.rate_min, host.rate_max],
+            "rate_range": list(host.policy.rate_range),
             "seen_rates": m.seen_rates,
-            "modes": ["prior", "exact"],
+            "modes": list(MODES),
             "tiers": settings.tiers,
             "default_tier": settings.default_tier,
             "evaluation_protocol": m.evaluation.protocol,
@@ -129,16 +151,14 @@ async def model_info(request: Request) -> Response:
 
 
 @router.get("/rates", response_model=RatesAnswer)
-async def rates(request: Request) -> Response:
+async def rates(host: HostDep, settings: SettingsDep) -> Response:
     """The tier table: per rate, held-out accuracy, observed rate, kept parameters, FLOPs and
     latency measured on this server."""
-    host: ModelHost = request.app.state.host
-    settings = request.app.state.settings
     return json_response(
         {
-            "rate_range": [host.rate_min, host.rate_max],
+            "rate_range": list(host.policy.rate_range),
             "default_tier": settings.default_tier,
             "tiers": settings.tiers,
-            "rates": host.rate_table(),
+            "rates": host.table.answer(host.metrics.live_p50),
         }
     )

@@ -5,9 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from mrmp.rates import Mode
 from mrmp.runtime import MEMORY_DENSITY
 
 DEFAULT_MODEL = Path(__file__).resolve().parent.parent / "model_store" / "sbu-mrmp"
@@ -29,7 +30,7 @@ class Settings(BaseSettings):
         description="fixed tiers: name -> pruning rate; exported to ONNX and warmed at start",
     )
     default_tier: str = "balanced"
-    tier_mode: str = Field("prior", description="threshold mode of the tiers")
+    tier_mode: Mode = Field("prior", description="threshold mode of the tiers")
     tier_dir: Path | None = Field(
         None, description="where ONNX tiers are written (default: <model_path>/tiers)"
     )
@@ -85,13 +86,6 @@ class Settings(BaseSettings):
     )
     log_level: str = "info"
     access_log: bool = Field(False, description="one log line per request (costs throughput)")
-
-    @field_validator("tier_mode")
-    @classmethod
-    def _known_mode(cls, v: str) -> str:
-        if v not in ("prior", "exact"):
-            raise ValueError(f"tier_mode must be prior or exact, got {v!r}")
-        return v
 
     @model_validator(mode="after")
     def _onnx_backend_needs_onnx_tiers(self) -> Settings:

@@ -16,7 +16,19 @@ _EPS = 1e-12
 
 
 class SkeletonError(ValueError):
-    """An input skeleton sequence that cannot be described (bad shape or values)."""
+    """An input skeleton sequence that cannot be described; raised as one of its subclasses."""
+
+
+class SkeletonShapeError(SkeletonError):
+    """Not a numeric (T, J, 3) array, or joints that the descriptor's options do not fit."""
+
+
+class NonFiniteSkeletonError(SkeletonError):
+    """NaN or Inf among the coordinates."""
+
+
+class SkeletonOverflowError(SkeletonError):
+    """Finite coordinates too large to normalize."""
 
 
 @dataclass(frozen=True)
@@ -78,21 +90,25 @@ class DescriptorConfig:
         return 3 * self.chunks * (1 + options)
 
     def check_joints(self, num_joints: int) -> None:
-        """Raise SkeletonError if a joint the options name is not among `num_joints`."""
+        """Raise SkeletonShapeError if a joint the options name is not among `num_joints`."""
         if isinstance(self.root_joint, tuple):
             persons = len(self.root_joint)
             per = num_joints // persons
             if num_joints % persons or any(
                 not p * per <= r < (p + 1) * per for p, r in enumerate(self.root_joint)
             ):
-                raise SkeletonError(
+                raise SkeletonShapeError(
                     f"root joints {self.root_joint} are not one in each of {persons} equal "
                     f"blocks of {num_joints} joints"
                 )
         elif self.root_joint is not None and self.root_joint >= num_joints:
-            raise SkeletonError(f"root joint {self.root_joint} is not among {num_joints} joints")
+            raise SkeletonShapeError(
+                f"root joint {self.root_joint} is not among {num_joints} joints"
+            )
         if self.local_frame is not None and max(self.local_frame) >= num_joints:
-            raise SkeletonError(f"local frame {self.local_frame} is not among {num_joints} joints")
+            raise SkeletonShapeError(
+                f"local frame {self.local_frame} is not among {num_joints} joints"
+            )
 
     def person_roots(self) -> tuple[int, ...]:
         """root_joint as one root per person (a single root: one person); () without."""
@@ -120,22 +136,24 @@ def _validate(sequence: Any, num_joints: int | None) -> np.ndarray:
     try:
         x = np.asarray(sequence, dtype=np.float64)
     except (TypeError, ValueError) as exc:
-        raise SkeletonError(f"sequence is not a numeric (T, J, 3) array: {exc}") from None
+        raise SkeletonShapeError(f"sequence is not a numeric (T, J, 3) array: {exc}") from None
     if x.ndim != 3:
-        raise SkeletonError(f"sequence must be 3-D (T, J, 3), got shape {x.shape}")
+        raise SkeletonShapeError(f"sequence must be 3-D (T, J, 3), got shape {x.shape}")
     if x.shape[2] != 3:
-        raise SkeletonError(f"last dimension must be 3 (x, y, z), got shape {x.shape}")
+        raise SkeletonShapeError(f"last dimension must be 3 (x, y, z), got shape {x.shape}")
     if num_joints is not None and x.shape[1] != num_joints:
-        raise SkeletonError(f"expected {num_joints} joints, got {x.shape[1]} (shape {x.shape})")
+        raise SkeletonShapeError(
+            f"expected {num_joints} joints, got {x.shape[1]} (shape {x.shape})"
+        )
     if x.shape[0] == 0:
-        raise SkeletonError(f"sequence has no frames (shape {x.shape})")
+        raise SkeletonShapeError(f"sequence has no frames (shape {x.shape})")
     if x.shape[1] == 0:
-        raise SkeletonError(f"sequence has no joints (shape {x.shape})")
+        raise SkeletonShapeError(f"sequence has no joints (shape {x.shape})")
     finite = np.isfinite(x)
     if not finite.all():
         bad = np.argwhere(~finite)
         t, j, c = bad[0]
-        raise SkeletonError(
+        raise NonFiniteSkeletonError(
             f"sequence contains NaN or Inf in {len(bad)} value(s); first at frame {t}, "
             f"joint {j}, coordinate {'xyz'[c]} ({x[t, j, c]})"
         )
@@ -235,7 +253,7 @@ def describe(
         blocks = [p.transpose(1, 0, 2).reshape(J, -1) for p in parts]
         out = np.concatenate(blocks, axis=1).astype(np.float32)
     if not np.isfinite(out).all():  # finite but huge inputs (e.g. 1e200) overflow
-        raise SkeletonError("sequence values are too large to normalize (overflow)")
+        raise SkeletonOverflowError("sequence values are too large to normalize (overflow)")
     return out
 
 
@@ -249,9 +267,9 @@ def describe_batch(
         try:
             d = describe(seq, config, num_joints)
         except SkeletonError as exc:
-            raise SkeletonError(f"sequence {i}: {exc}") from None
+            raise type(exc)(f"sequence {i}: {exc}") from None
         if out and d.shape != out[0].shape:
-            raise SkeletonError(
+            raise SkeletonShapeError(
                 f"sequence {i}: {d.shape[0]} joints, but sequence 0 has {out[0].shape[0]}"
             )
         out.append(d)

@@ -1,4 +1,4 @@
-"""The rate cache: derived networks by (rate at 1e-3, mode), least recently used out.
+"""The rate cache: derived networks by `RateKey` (rate at 1e-3, mode), least recently used out.
 
 Bounded by entry count and by bytes. Concurrent requests for one new key derive it once: the
 first caller derives, the others wait for its result (or its error).
@@ -13,22 +13,18 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
+from mrmp.rates import RateKey
+
 V = TypeVar("V")
-Key = tuple[int, str]
-
-
-def cache_key(rate: float, mode: str) -> Key:
-    """Rates closer than 1e-3 share a network."""
-    return round(rate * 1000), mode
 
 
 @dataclass
 class CacheEvents:
     """Callbacks for metrics; the cache itself knows nothing of Prometheus."""
 
-    on_hit: Callable[[Key], None] = lambda key: None
-    on_miss: Callable[[Key], None] = lambda key: None
-    on_evict: Callable[[Key], None] = lambda key: None
+    on_hit: Callable[[RateKey], None] = lambda key: None
+    on_miss: Callable[[RateKey], None] = lambda key: None
+    on_evict: Callable[[RateKey], None] = lambda key: None
     on_change: Callable[[int, int], None] = lambda entries, nbytes: None
 
 
@@ -44,11 +40,11 @@ class RateCache(Generic[V]):
         self.size_of = size_of
         self.events = events or CacheEvents()
         self._lock = threading.RLock()  # event callbacks may read snapshot()
-        self._entries: OrderedDict[Key, tuple[V, int]] = OrderedDict()
-        self._pending: dict[Key, Future[V]] = {}
+        self._entries: OrderedDict[RateKey, tuple[V, int]] = OrderedDict()
+        self._pending: dict[RateKey, Future[V]] = {}
         self._bytes = 0
 
-    def get(self, key: Key, create: Callable[[], V]) -> tuple[V, bool]:
+    def get(self, key: RateKey, create: Callable[[], V]) -> tuple[V, bool]:
         """The value for `key` and whether it was cached; `create` runs once per missing key."""
         with self._lock:
             if key in self._entries:
@@ -77,7 +73,7 @@ class RateCache(Generic[V]):
         future.set_result(value)
         return value, False
 
-    def _insert(self, key: Key, value: V) -> None:
+    def _insert(self, key: RateKey, value: V) -> None:
         size = self.size_of(value)
         self._entries[key] = (value, size)
         self._bytes += size
@@ -98,7 +94,7 @@ class RateCache(Generic[V]):
     def nbytes(self) -> int:
         return self._bytes
 
-    def snapshot(self) -> list[Key]:
+    def snapshot(self) -> list[RateKey]:
         """The cached keys, least recently used first."""
         with self._lock:
             return list(self._entries)
