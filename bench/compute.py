@@ -12,6 +12,7 @@ import json
 import platform
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
@@ -36,7 +37,7 @@ BACKENDS = ("masked_dense", "sparse", "compact", "onnxruntime", "onnxruntime_com
 BATCHES = (1, 32)
 
 
-def median_ms(fn, repeats: int) -> float:
+def median_ms(fn: Callable[[], object], repeats: int) -> float:
     return median_seconds(fn, repeats) * 1e3
 
 

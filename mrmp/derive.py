@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 from torch import Tensor, nn
@@ -28,11 +28,11 @@ class Derivation:
     layer_rates: dict[str, float]
     pruned: int
     prunable: int
-    kept_params: int = 0
-    extra: dict = field(default_factory=dict)
+    kept_params: int
 
     @property
     def observed_rate(self) -> float:
+        """The fraction of the prunable weights pruned."""
         return self.pruned / self.prunable if self.prunable else 0.0
 
     def flops(self, config: GCNConfig) -> int:
