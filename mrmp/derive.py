@@ -68,7 +68,7 @@ class PrunedGCN(nn.Module):
 class MagnitudeIndex:
     """Every prunable layer's |Z| sorted once, so that deriving any rate costs a binary search
     per layer and one masked multiply. The one implementation of the derivation rule:
-    `threshold` gives each layer's cut and `keep` the mask; `derive_masks` and `derive` use it.
+    `thresholds` gives each layer's cut and `keep` the mask; `derive_masks` and `derive` use it.
     """
 
     def __init__(self, model: LatentGCN) -> None:
@@ -110,7 +110,7 @@ class MagnitudeIndex:
                 t = float(s[k - 1]) if k > 0 else -1.0
             used[name] = t
             # The count of what `keep` cuts, read off the sorted magnitudes without a mask.
-            pruned[name] = int(torch.searchsorted(s, torch.tensor(t), right=True))
+            pruned[name] = int(torch.searchsorted(s, torch.tensor(t, device=s.device), right=True))
         return a, used, pruned
 
     def keep(self, name: str, threshold: float) -> Tensor:
