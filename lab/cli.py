@@ -11,6 +11,7 @@ from typing import Annotated
 import torch
 import typer
 
+from lab.config import ConfigError, Experiment, load_experiment
 from lab.experiment import (
     ModelSpec,
     build_model,
@@ -18,25 +19,25 @@ from lab.experiment import (
     fit,
     load_data,
     manifest_for,
-    protocol,
     service_rates,
     train_config,
 )
+from lab.tables import ablation_table
 from mrmp.priors import PRIORS
 from mrmp.rates import MODES
 from mrmp.store import load_model, save_model
 from service.cli import serve_cmd
 from training.evaluate import RATE_GRID, evaluate_rate, rate_key
-from training.train import LOW_RATES, LR_SCHEDULES, METHODS, PAPER_RATES
+from training.train import LOW_RATES, METHODS, PAPER_RATES
 
 app = typer.Typer(help="One-shot multi-rate pruning of a skeleton GCN.", no_args_is_help=True)
 
 
-def _command_line(ctx: typer.Context, skip: tuple[str, ...] = ()) -> str:
+def _command_line(ctx: typer.Context) -> str:
     """The command with every option spelled out, defaults included, to rerun it exactly."""
     words = ["mrmp", ctx.info_name or ""]
     for key, value in ctx.params.items():
-        if key in skip or value is None:
+        if value is None:
             continue
         flag = key.replace("_", "-")
         if isinstance(value, bool):
@@ -161,31 +162,32 @@ def eval_cmd(
         typer.echo(f"wrote {predictions}")
 
 
+_CONFIG_HELP = "experiment file, e.g. configs/sbu.toml"
+
+
+def _experiment(command: str, config: Path) -> Experiment:
+    """The experiment `config` describes; a bad file ends the command (exit 2)."""
+    try:
+        return load_experiment(config)
+    except ConfigError as e:
+        typer.echo(f"mrmp {command}: {e}", err=True)
+        raise typer.Exit(2) from None
+
+
+def _experiment_command(command: str, config: Path, *options: str) -> str:
+    """What a result records as its command: the config shapes it; the work-splitting and
+    machine options do not, so they are left out."""
+    return shlex.join(["mrmp", command, "--config", str(config), *options])
+
+
 @app.command("reproduce")
 def reproduce_cmd(
-    ctx: typer.Context,
-    dataset: Annotated[str, typer.Option(help="sbu or fpha")] = "sbu",
+    config: Annotated[Path, typer.Option(help=_CONFIG_HELP)],
     work: Annotated[
         Path | None,
         typer.Option(help="resumable work folder (default docs/results/units/<dataset>)"),
     ] = None,
     out: Annotated[Path, typer.Option(help="results folder")] = Path("docs/results"),
-    epochs: Annotated[int, typer.Option(help="dense training epochs")] = 300,
-    dense_lr: Annotated[float, typer.Option(help="dense learning rate")] = 1e-3,
-    dense_lr_schedule: Annotated[
-        str, typer.Option(help=f"dense learning-rate schedule: {', '.join(LR_SCHEDULES)}")
-    ] = "constant",
-    dense_temporal_crops: Annotated[
-        int, typer.Option(help="dense: views per training sequence (whole + random crops)")
-    ] = 1,
-    dense_batch_size: Annotated[
-        int | None, typer.Option(help="dense batch size (default: the protocol's)")
-    ] = None,
-    mrmp_epochs: Annotated[int, typer.Option(help="MRMP training epochs")] = 300,
-    srmp_epochs: Annotated[int, typer.Option(help="SRMP training epochs, per rate")] = 300,
-    mp_finetune_epochs: int = 50,
-    rates_per_step: int = 4,
-    kl_weight: float = 1.0,
     folds: Annotated[
         str | None, typer.Option(help="comma-separated test folds (to split a run)")
     ] = None,
@@ -199,70 +201,38 @@ def reproduce_cmd(
         str | None, typer.Option(help="comma-separated MRMP priors to train (to split a run)")
     ] = None,
     aggregate_only: Annotated[bool, typer.Option(help="only rebuild JSON and plots")] = False,
-    rate_jitter: Annotated[bool, typer.Option(help="stratified rate jitter in MRMP")] = True,
-    top_rate_every_step: Annotated[
-        bool, typer.Option(help="MRMP trains the highest rate at every step (sandwich rule)")
-    ] = True,
     threads: Annotated[int | None, typer.Option(help="torch intra-op threads")] = None,
     data_dir: str | None = None,
 ) -> None:
     """The paper's results on one dataset: dense, MP, SRMP, MRMP x 3 priors (resumable)."""
-    from lab.reproduce import STAGES, ReproConfig, Reproduction
+    from lab.reproduce import STAGES, Reproduction
 
-    if dense_lr_schedule not in LR_SCHEDULES:
-        raise typer.BadParameter(f"dense-lr-schedule must be one of {', '.join(LR_SCHEDULES)}")
-    if dense_temporal_crops < 1:
-        raise typer.BadParameter("dense-temporal-crops must be >= 1")
-    if dense_batch_size is not None and dense_batch_size < 1:
-        raise typer.BadParameter("dense-batch-size must be >= 1")
+    exp = _experiment("reproduce", config)
     if threads:
         torch.set_num_threads(threads)
-    cfg = ReproConfig(
-        dataset=dataset,
-        work=work or _units(dataset),
-        epochs=epochs,
-        dense_lr=dense_lr,
-        dense_lr_schedule=dense_lr_schedule,
-        dense_temporal_crops=dense_temporal_crops,
-        dense_batch_size=dense_batch_size,
-        mrmp_epochs=mrmp_epochs,
-        srmp_epochs=srmp_epochs,
-        mp_finetune_epochs=mp_finetune_epochs,
-        rates_per_step=rates_per_step,
-        kl_weight=kl_weight,
-        rate_jitter=rate_jitter,
-        top_rate_every_step=top_rate_every_step,
-        folds=tuple(int(f) for f in folds.split(",")) if folds else None,
-        srmp_rates=_rates(srmp_rates, PAPER_RATES) if srmp_rates else None,
-        mrmp_priors=tuple(mrmp_priors.split(",")) if mrmp_priors else None,
-        # A split run records the command of the whole run: the splits do not change results.
-        command=_command_line(
-            ctx,
-            skip=(
-                "aggregate_only",
-                "threads",
-                "data_dir",
-                "folds",
-                "stages",
-                "srmp_rates",
-                "mrmp_priors",
-            ),
-        ),
-        data_dir=data_dir,
-    )
-    if cfg.folds is not None:
-        valid = protocol(dataset)["test_folds"]
-        if not set(cfg.folds) <= set(valid):
-            raise typer.BadParameter(f"folds for {dataset} are {valid}")
+    fold_list = tuple(int(f) for f in folds.split(",")) if folds else None
+    if fold_list is not None and not set(fold_list) <= set(exp.protocol.test_folds):
+        raise typer.BadParameter(f"folds for {exp.dataset} are {exp.protocol.test_folds}")
     chosen = tuple(stages.split(",")) if stages else STAGES
     if not set(chosen) <= set(STAGES):
         raise typer.BadParameter(f"stages are {', '.join(STAGES)}")
-    if cfg.mrmp_priors is not None:
-        if not set(cfg.mrmp_priors) <= set(cfg.priors):
-            raise typer.BadParameter(f"priors are {', '.join(cfg.priors)}")
+    prior_list = tuple(mrmp_priors.split(",")) if mrmp_priors else None
+    if prior_list is not None:
+        if not set(prior_list) <= set(exp.mrmp.priors):
+            raise typer.BadParameter(f"priors are {', '.join(exp.mrmp.priors)}")
         if "srmp" in chosen:  # choosing the SRMP prior would train every other MRMP prior
             raise typer.BadParameter("--mrmp-priors splits the mrmp stage: add --stages mrmp")
-    repro = Reproduction(cfg, log=typer.echo)
+    repro = Reproduction(
+        exp,
+        work or _units(exp.dataset),
+        folds=fold_list,
+        mrmp_priors=prior_list,
+        srmp_rates=_rates(srmp_rates, PAPER_RATES) if srmp_rates else None,
+        # A split run records the command of the whole run: the splits do not change results.
+        command=_experiment_command("reproduce", config),
+        data_dir=data_dir,
+        log=typer.echo,
+    )
     try:
         if not aggregate_only:
             repro.run(chosen)
@@ -278,31 +248,24 @@ def reproduce_cmd(
 
 @app.command("ablate")
 def ablate_cmd(
-    ctx: typer.Context,
-    dataset: Annotated[str, typer.Option(help="sbu or fpha")] = "sbu",
+    config: Annotated[Path, typer.Option(help=_CONFIG_HELP)],
     out: Annotated[Path, typer.Option(help="results folder")] = Path("docs/results"),
-    seeds: Annotated[str, typer.Option(help="comma-separated seeds")] = "0,1",
-    epochs: int = 200,
     threads: Annotated[int | None, typer.Option(help="torch intra-op threads")] = None,
     data_dir: str | None = None,
 ) -> None:
     """Dense accuracy as the protocol's descriptor and augmentation choices are added one
-    after another (resumable): writes <out>/ablation_<dataset>.json and .md."""
-    from lab.ablation import AblationError, ablate, ablation_table
+    after another (the config's [ablation]; resumable): writes <out>/ablation_<dataset>.json
+    and .md."""
+    from lab.ablation import AblationError, ablate
 
+    exp = _experiment("ablate", config)
     if threads:
         torch.set_num_threads(threads)
     try:
-        seed_list = tuple(sorted({int(s) for s in seeds.split(",")}))
-    except ValueError:
-        raise typer.BadParameter(f"seeds must be comma-separated integers, got {seeds!r}") from None
-    try:
         results = ablate(
-            dataset,
-            out / f"ablation_{dataset}.json",
-            seed_list,
-            epochs,
-            _command_line(ctx, skip=("threads", "data_dir")),
+            exp,
+            out / f"ablation_{exp.dataset}.json",
+            _experiment_command("ablate", config),
             data_dir,
             log=typer.echo,
         )
@@ -310,7 +273,7 @@ def ablate_cmd(
         typer.echo(f"mrmp ablate: {e}", err=True)
         raise typer.Exit(2) from None
     table = ablation_table(results)
-    (out / f"ablation_{dataset}.md").write_text(table)
+    (out / f"ablation_{exp.dataset}.md").write_text(table)
     typer.echo(table)
 
 
@@ -319,47 +282,31 @@ app.command("serve")(serve_cmd)
 
 @app.command("release")
 def release_cmd(
-    ctx: typer.Context,
+    config: Annotated[Path, typer.Option(help=_CONFIG_HELP)],
     out: Annotated[Path, typer.Option(help="model folder to write")],
-    dataset: Annotated[str, typer.Option(help="sbu or fpha")] = "sbu",
     work: Annotated[
         Path | None, typer.Option(help="reproduction units (default docs/results/units/<dataset>)")
     ] = None,
-    mrmp_epochs: Annotated[int, typer.Option(help="MRMP training epochs")] = 300,
-    rates_per_step: int = 4,
-    kl_weight: float = 1.0,
-    rate_jitter: Annotated[bool, typer.Option(help="stratified rate jitter in MRMP")] = True,
-    top_rate_every_step: Annotated[
-        bool, typer.Option(help="MRMP trains the highest rate at every step (sandwich rule)")
-    ] = True,
     name: Annotated[str | None, typer.Option(help="model name (default: folder name)")] = None,
     threads: Annotated[int | None, typer.Option(help="torch intra-op threads")] = None,
     data_dir: str | None = None,
 ) -> None:
-    """Train the shipped model: MRMP with the reproduction's best prior on all of the dataset,
-    with the reproduction's cross-validated table in its manifest. Use the settings the
-    reproduction ran with."""
+    """Train the shipped model: MRMP (the config's settings) with the reproduction's best prior
+    on all of the dataset, with the reproduction's cross-validated table in its manifest."""
     from lab.release import release
-    from lab.reproduce import ReproConfig, Reproduction
+    from lab.reproduce import Reproduction
 
+    exp = _experiment("release", config)
     if threads:
         torch.set_num_threads(threads)
-    cfg = ReproConfig(
-        dataset,
-        work or _units(dataset),
-        mrmp_epochs=mrmp_epochs,
-        rates_per_step=rates_per_step,
-        kl_weight=kl_weight,
-        rate_jitter=rate_jitter,
-        top_rate_every_step=top_rate_every_step,
-        data_dir=data_dir,
-    )
+    repro = Reproduction(exp, work or _units(exp.dataset), data_dir=data_dir, log=typer.echo)
+    named = ("--name", name) if name else ()
     try:
         manifest = release(
-            Reproduction(cfg, log=typer.echo),
+            repro,
             out,
             name=name or out.name,
-            command=_command_line(ctx, skip=("threads", "data_dir")),
+            command=_experiment_command("release", config, "--out", str(out), *named),
         )
     except (FileNotFoundError, ValueError) as e:
         typer.echo(f"mrmp release: {e}", err=True)

@@ -9,6 +9,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from lab.config import CONFIGS, Protocol, load_experiment
 from mrmp.gcn import GCNConfig, LatentGCN
 from mrmp.priors import get_prior
 from mrmp.skeleton import DescriptorConfig, describe_batch
@@ -17,44 +18,14 @@ from training.datasets import SkeletonDataset, load_dataset
 from training.evaluate import RATE_GRID, evaluate_rates
 from training.train import TrainConfig, train
 
-# Per dataset: the author's filter count and batch size, and the evaluation protocol.
-PROTOCOLS: dict[str, dict[str, Any]] = {
-    "sbu": {
-        "filters": 8,
-        "batch_size": 200,
-        # Ours: undo the files' per-axis normalization (SOURCE.md: x*2560, y*1920, z*1280,
-        # flipped x and y), describe each person about their own torso (joint 2 of each
-        # 15-joint block: measured better, docs/method.md), and swap the two persons in half
-        # the training samples (it commutes with the per-person roots).
-        "descriptor": DescriptorConfig(
-            axis_scale=(-2560.0, -1920.0, 1280.0), root_joint=(2, 2 + 15)
-        ),
-        "augment": AugmentConfig(swap_persons=True),
-        "test_folds": (0, 1, 2, 3, 4),
-        "protocol": "official 5-fold cross-validation over subject pairs (mean of folds)",
-    },
-    "fpha": {
-        "filters": 16,
-        # Ours, not the author's (batch 600, 4 chunks, no augmentation): measured better on
-        # FPHA's 600 samples (docs/method.md). The local frame is the palm: wrist, index and
-        # little-finger knuckles. The rotations turn the hand as a head-mounted camera sees it.
-        # Velocities: each chunk's mean per-frame displacement beside its mean position.
-        "batch_size": 64,
-        "descriptor": DescriptorConfig(
-            chunks=8, velocity=True, root_joint=0, local_frame=(0, 2, 5)
-        ),
-        "augment": AugmentConfig(rotate_degrees=45.0, all_axes=True),
-        "test_folds": (1,),
-        "protocol": "official 1:1 split (600 train / 575 test)",
-    },
-}
-SYNTHETIC_PROTOCOL = {"filters": 8, "batch_size": 200, "test_folds": (0,), "protocol": "synthetic"}
+SYNTHETIC_PROTOCOL = Protocol(description="synthetic", filters=8, batch_size=200, test_folds=(0,))
 
 
-def protocol(dataset: str) -> dict[str, Any]:
-    """A dataset's protocol; the default descriptor and augmentation where it names none."""
-    defaults = {"descriptor": DescriptorConfig(), "augment": AugmentConfig()}
-    return {**defaults, **PROTOCOLS.get(dataset, SYNTHETIC_PROTOCOL)}
+def protocol(dataset: str) -> Protocol:
+    """A dataset's protocol: its committed `configs/<dataset>.toml`'s (the synthetic one for a
+    dataset without a config)."""
+    path = CONFIGS / f"{dataset}.toml"
+    return load_experiment(path).protocol if path.is_file() else SYNTHETIC_PROTOCOL
 
 
 @dataclass
@@ -62,6 +33,7 @@ class Data:
     """A dataset with its descriptors computed once."""
 
     dataset: SkeletonDataset
+    protocol: Protocol
     descriptor: DescriptorConfig
     x: Tensor
     y: Tensor
@@ -79,12 +51,18 @@ class Data:
 
 
 def load_data(
-    name: str, descriptor: DescriptorConfig | None = None, data_dir: str | None = None
+    name: str,
+    descriptor: DescriptorConfig | None = None,
+    data_dir: str | None = None,
+    proto: Protocol | None = None,
 ) -> Data:
-    descriptor = descriptor or protocol(name)["descriptor"]
+    """A dataset under `proto` (default: the dataset's committed protocol), described with
+    `descriptor` (default: the protocol's)."""
+    proto = proto or protocol(name)
+    descriptor = descriptor or proto.descriptor
     ds = load_dataset(name, data_dir)
     x = torch.from_numpy(describe_batch(ds.sequences, descriptor, ds.layout.num_joints))
-    return Data(ds, descriptor, x, torch.from_numpy(ds.labels).long())
+    return Data(ds, proto, descriptor, x, torch.from_numpy(ds.labels).long())
 
 
 @dataclass
@@ -102,7 +80,7 @@ def build_model(data: Data, spec: ModelSpec) -> LatentGCN:
         num_joints=ds.layout.num_joints,
         in_features=data.descriptor.feature_dim(),
         num_classes=len(ds.class_names),
-        filters=protocol(ds.name)["filters"],
+        filters=data.protocol.filters,
     )
     config = replace(config, **spec.arch)
     adjacency = torch.from_numpy(ds.layout.adjacency())
@@ -110,9 +88,9 @@ def build_model(data: Data, spec: ModelSpec) -> LatentGCN:
 
 
 def train_config(data: Data, **overrides: Any) -> TrainConfig:
-    proto = protocol(data.dataset.name)
-    augment = proto["augment"].to_dict()
-    cfg = TrainConfig(batch_size=proto["batch_size"], augment=augment)
+    """The protocol's batch size and augmentation, with `overrides` (TrainConfig fields)."""
+    augment = data.protocol.augment.to_dict()
+    cfg = TrainConfig(batch_size=data.protocol.batch_size, augment=augment)
     return replace(cfg, **overrides)
 
 

@@ -13,17 +13,17 @@ from pathlib import Path
 from typing import Any
 
 from lab.experiment import ModelSpec, build_model, fit, manifest_for
-from lab.reproduce import Reproduction
+from lab.reproduce import SEED, Reproduction
 from mrmp.manifest import Manifest
 from mrmp.store import save_model
 
 
 def cross_validated_table(repro: Reproduction, prior: str) -> dict[str, Any]:
     """Fold means of the MRMP units of `prior`: accuracy and observed rate, both modes."""
-    folds = repro.proto["test_folds"]
+    folds = repro.proto.test_folds
     runs = []
     for f in folds:
-        unit = repro.cfg.work / f"mrmp/{prior}/fold{f}.json"
+        unit = repro.work / f"mrmp/{prior}/fold{f}.json"
         if not unit.is_file():
             raise FileNotFoundError(f"{unit} is missing: run `mrmp reproduce` first")
         runs.append(repro.load_unit(f"mrmp/{prior}/fold{f}"))
@@ -40,8 +40,8 @@ def cross_validated_table(repro: Reproduction, prior: str) -> dict[str, Any]:
     }
     samples = len(repro.data.y)
     return {
-        "protocol": f"{repro.proto['protocol']}; models trained with the same settings on each "
-        f"fold's training part (reproduction units in {repro.cfg.work})",
+        "protocol": f"{repro.proto.description}; models trained with the same settings on each "
+        f"fold's training part (reproduction units in {repro.work})",
         "samples": samples,
         "folds": list(folds),
         "rates": table,
@@ -52,19 +52,19 @@ def release(repro: Reproduction, out: Path, *, name: str, command: str) -> Manif
     """Train the shipped model on all of the dataset and write it to `out`."""
     missing = [
         f"mrmp/{p}/fold{f}"
-        for p in repro.cfg.priors
-        for f in repro.proto["test_folds"]
-        if not (repro.cfg.work / f"mrmp/{p}/fold{f}.json").is_file()
+        for p in repro.exp.mrmp.priors
+        for f in repro.proto.test_folds
+        if not (repro.work / f"mrmp/{p}/fold{f}.json").is_file()
     ]
     if missing:
         raise FileNotFoundError(
-            f"reproduction units missing in {repro.cfg.work}: {', '.join(missing)}; "
+            f"reproduction units missing in {repro.work}: {', '.join(missing)}; "
             "run `mrmp reproduce` first"
         )
     prior = repro.best_prior()
     evaluation = cross_validated_table(repro, prior)
-    data, cfg = repro.data, repro.cfg
-    model = build_model(data, ModelSpec(prior=prior, seed=cfg.seed))
+    data = repro.data
+    model = build_model(data, ModelSpec(prior=prior, seed=SEED))
     tc = repro.mrmp_config(prior)
     fit(data, model, None, tc, desc=f"release {prior}")
     manifest = manifest_for(data, model, tc, name=name, command=command, evaluation=evaluation)

@@ -11,88 +11,26 @@ from __future__ import annotations
 import json
 import statistics
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
-from lab.experiment import (
-    Data,
-    ModelSpec,
-    build_model,
-    fit,
-    load_data,
-    protocol,
-    train_config,
-)
+from lab.config import Experiment, UnitKind
+from lab.experiment import Data, ModelSpec, build_model, fit, load_data, train_config
 from lab.plots import plot_accuracy, plot_observed_rate
+from lab.tables import results_table
 from mrmp.derive import derive_masks
 from mrmp.gcn import MaskGate
-from mrmp.priors import PRIORS
-from training.evaluate import (
-    RATE_GRID,
-    accuracy,
-    evaluate_rates,
-    rate_key,
-)
+from training.evaluate import RATE_GRID, accuracy, evaluate_rates, rate_key
 from training.train import PAPER_RATES, TrainConfig
 
 # Dense (with MP and MP-FT), MRMP per prior, then SRMP per seen rate with the best prior.
 STAGES: tuple[str, ...] = ("dense", "mrmp", "srmp")
-# The ReproConfig fields that shape each kind of unit. A unit records them when it is made; one
-# made under other values is refused when reused or aggregated, never silently mixed in.
-UNIT_SETTINGS: dict[str, tuple[str, ...]] = {
-    "dense": (
-        "epochs",
-        "dense_lr",
-        "dense_lr_schedule",
-        "dense_temporal_crops",
-        "dense_batch_size",
-        "mp_finetune_epochs",
-    ),
-    "mrmp": ("mrmp_epochs", "rates_per_step", "rate_jitter", "top_rate_every_step", "kl_weight"),
-    "srmp": ("srmp_epochs", "kl_weight"),
-}
+SEED = 0  # every unit's
 
 
-def _flag(field: str, value: Any) -> str:
-    """The command-line option that sets a ReproConfig field to `value`."""
-    name = field.replace("_", "-")
-    if value is None:
-        return f"no --{name} (the protocol's)"
-    if isinstance(value, bool):
-        return f"--{name}" if value else f"--no-{name}"
-    return f"--{name} {value}"
-
-
-@dataclass
-class ReproConfig:
-    dataset: str
-    work: Path
-    epochs: int = 300  # the dense network (and MP's starting point)
-    # The dense network's own recipe (MP starts from it; MP's fine-tuning keeps the defaults).
-    dense_lr: float = 1e-3
-    dense_lr_schedule: str = "constant"
-    dense_temporal_crops: int = 1
-    dense_batch_size: int | None = None  # None: the protocol's (the other methods' too)
-    # One MRMP network trains every rate, a few per step; SRMP trains one network per rate.
-    mrmp_epochs: int = 300
-    srmp_epochs: int = 300
-    mp_finetune_epochs: int = 50
-    rates_per_step: int | None = 4
-    kl_weight: float = 1.0
-    rate_jitter: bool = True
-    top_rate_every_step: bool = True
-    priors: tuple[str, ...] = tuple(PRIORS)
-    # MRMP priors to train in this run (None: all of `priors`); to split a run across processes.
-    # The SRMP prior is still chosen among all of `priors`.
-    mrmp_priors: tuple[str, ...] | None = None
-    folds: tuple[int, ...] | None = None
-    srmp_prior: str = "auto"
-    # SRMP rates to train in this run (None: all seen rates); to split a run across processes.
-    srmp_rates: tuple[float, ...] | None = None
-    seed: int = 0
-    command: str = ""
-    data_dir: str | None = None
+def unit_kind(name: str) -> UnitKind:
+    """The kind of the unit named `name` (dense/fold0 -> dense)."""
+    return cast(UnitKind, name.split("/")[0])
 
 
 def write_json(path: Path, obj: Any) -> None:
@@ -104,88 +42,95 @@ def write_json(path: Path, obj: Any) -> None:
 
 
 class Reproduction:
-    def __init__(self, cfg: ReproConfig, log: Callable[[str], None] = print) -> None:
-        self.cfg = cfg
+    """The units of one experiment (`configs/<dataset>.toml`) in the work folder `work`.
+
+    folds, mrmp_priors and srmp_rates select part of the work (None: all of it) to split a run
+    across processes; they do not change results. The SRMP prior is still chosen among all of
+    the experiment's priors, over all its folds. `command` is recorded in the results JSON.
+    """
+
+    def __init__(
+        self,
+        experiment: Experiment,
+        work: Path,
+        *,
+        folds: tuple[int, ...] | None = None,
+        mrmp_priors: tuple[str, ...] | None = None,
+        srmp_rates: tuple[float, ...] | None = None,
+        command: str = "",
+        data_dir: str | None = None,
+        log: Callable[[str], None] = print,
+    ) -> None:
+        self.exp = experiment
+        self.work = work
+        self.proto = experiment.protocol
+        self.folds = folds if folds is not None else self.proto.test_folds
+        self.mrmp_priors = mrmp_priors if mrmp_priors is not None else experiment.mrmp.priors
+        self.srmp_rates = srmp_rates or PAPER_RATES
+        self.command = command
+        self.data_dir = data_dir
         self.log = log
-        self.proto = protocol(cfg.dataset)
-        self.folds = cfg.folds if cfg.folds is not None else self.proto["test_folds"]
         self._data: Data | None = None
 
     @property
     def data(self) -> Data:
         if self._data is None:
-            self._data = load_data(self.cfg.dataset, data_dir=self.cfg.data_dir)
+            self._data = load_data(self.exp.dataset, data_dir=self.data_dir, proto=self.proto)
         return self._data
 
     @property
     def dense_batch_size(self) -> int:
-        return self.cfg.dense_batch_size or self.proto["batch_size"]
+        return self.exp.dense.batch_size or self.proto.batch_size
 
-    def settings(self, kind: str) -> dict[str, Any]:
-        """This run's values of the settings that shape a unit of `kind`."""
-        return {field: getattr(self.cfg, field) for field in UNIT_SETTINGS[kind]}
-
-    def protocol_settings(self) -> dict[str, Any]:
-        """The dataset's protocol choices that shape every unit (`PROTOCOLS` in
-        mrmp/experiment.py: filters, batch size, descriptor, augmentation), as JSON has them."""
-        record = {
-            "filters": self.proto["filters"],
-            "batch_size": self.proto["batch_size"],
-            "descriptor": self.proto["descriptor"].to_dict(),
-            "augment": self.proto["augment"].to_dict(),
+    def record(self, kind: UnitKind) -> dict[str, Any]:
+        """What a unit of `kind` records of the settings that shaped it."""
+        return {
+            "settings": self.exp.unit_settings(kind),
+            "protocol": self.proto.record(),
+            "settings_hash": self.exp.unit_hash(kind),
         }
-        return json.loads(json.dumps(record))
 
     def check_unit(self, name: str, unit: dict) -> None:
-        """Refuse a unit made under other settings or another protocol than this run's
-        (ValueError)."""
-        path = self.cfg.work / f"{name}.json"
-        made = unit.get("settings")
+        """Refuse a unit made under other settings or another protocol than this run's,
+        naming what differs (ValueError)."""
+        path = self.work / f"{name}.json"
+        kind = unit_kind(name)
+        made = unit.get("settings_hash")
         if made is None:
-            raise ValueError(f"{path} records no settings: delete it to retrain it")
-        made_protocol = unit.get("protocol") or {}
-        changed = [k for k, v in self.protocol_settings().items() if made_protocol.get(k) != v]
-        if changed:
-            raise ValueError(
-                f"{path} was made under another {self.cfg.dataset} protocol (its "
-                f"{', '.join(changed)} differ from mrmp/experiment.py's): delete it to retrain it"
-            )
-        for field, want in self.settings(name.split("/")[0]).items():
-            if made.get(field) != want:
-                raise ValueError(
-                    f"{path} was made with {_flag(field, made.get(field))}, not "
-                    f"{_flag(field, want)}: run with that, or delete it to retrain it"
-                )
+            raise ValueError(f"{path} records no settings hash: delete it to retrain it")
+        if made == self.exp.unit_hash(kind):
+            return
+        differ = self.exp.differences(kind, unit.get("settings", {}), unit.get("protocol", {}))
+        raise ValueError(
+            f"{path} was made with {'; '.join(differ) or f'settings hash {made}'}, not those of "
+            f"{self.exp.source}: run with its config, or delete it to retrain it"
+        )
 
     def _unit(self, name: str, run: Callable[[Path], dict]) -> dict:
-        path = self.cfg.work / f"{name}.json"
+        path = self.work / f"{name}.json"
         if path.exists():
             unit = json.loads(path.read_text())
             self.check_unit(name, unit)
             return unit
-        self.log(f"[{self.cfg.dataset}] {name}")
-        settings = self.settings(name.split("/")[0])
-        result = {
-            **run(self.cfg.work / f"{name}.ckpt"),
-            "settings": settings,
-            "protocol": self.protocol_settings(),
-        }
+        self.log(f"[{self.exp.dataset}] {name}")
+        result = {**run(self.work / f"{name}.ckpt"), **self.record(unit_kind(name))}
         write_json(path, result)
-        (self.cfg.work / f"{name}.ckpt").unlink(missing_ok=True)
+        (self.work / f"{name}.ckpt").unlink(missing_ok=True)
         return result
 
     def _dense(self, fold: int) -> dict:
         def run(ckpt: Path) -> dict:
             _, _, xte, yte = self.data.split(fold)
-            spec = ModelSpec(prior="gaussian", seed=self.cfg.seed)
+            spec = ModelSpec(prior="gaussian", seed=SEED)
             model = build_model(self.data, spec)
+            recipe = self.exp.dense
             tc = train_config(
                 self.data,
                 method="dense",
-                epochs=self.cfg.epochs,
-                lr=self.cfg.dense_lr,
-                lr_schedule=self.cfg.dense_lr_schedule,
-                temporal_crops=self.cfg.dense_temporal_crops,
+                epochs=recipe.epochs,
+                lr=recipe.lr,
+                lr_schedule=recipe.lr_schedule,
+                temporal_crops=recipe.temporal_crops,
                 batch_size=self.dense_batch_size,
                 seed=spec.seed,
             )
@@ -198,8 +143,8 @@ class Reproduction:
                 out["mp"][rate_key(r)] = accuracy(
                     lambda x, m=masks: model(x, MaskGate(m)), xte, yte
                 )
-                if self.cfg.mp_finetune_epochs > 0:
-                    ft = train_config(self.data, method="dense", epochs=self.cfg.mp_finetune_epochs)
+                if recipe.mp_finetune_epochs > 0:
+                    ft = train_config(self.data, method="dense", epochs=recipe.mp_finetune_epochs)
                     fit(self.data, model, fold, ft, masks=masks, desc=f"mp-ft {r} f{fold}")
                     acc = accuracy(lambda x, m=masks: model(x, MaskGate(m)), xte, yte)
                     out["mp_ft"][rate_key(r)] = acc
@@ -210,22 +155,23 @@ class Reproduction:
 
     def mrmp_config(self, prior: str) -> TrainConfig:
         """The MRMP training settings of this reproduction (also those of the release)."""
+        settings = self.exp.mrmp
         return train_config(
             self.data,
             method="mrmp",
             prior=prior,
-            epochs=self.cfg.mrmp_epochs,
-            rates_per_step=self.cfg.rates_per_step,
-            rate_jitter=self.cfg.rate_jitter,
-            always_top_rate=self.cfg.top_rate_every_step,
-            kl_weight=self.cfg.kl_weight,
-            seed=self.cfg.seed,
+            epochs=settings.epochs,
+            rates_per_step=settings.rates_per_step,
+            rate_jitter=settings.rate_jitter,
+            always_top_rate=settings.top_rate_every_step,
+            kl_weight=settings.kl_weight,
+            seed=SEED,
         )
 
     def _mrmp(self, prior: str, fold: int) -> dict:
         def run(ckpt: Path) -> dict:
             _, _, xte, yte = self.data.split(fold)
-            model = build_model(self.data, ModelSpec(prior=prior, seed=self.cfg.seed))
+            model = build_model(self.data, ModelSpec(prior=prior, seed=SEED))
             tc = self.mrmp_config(prior)
             fit(self.data, model, fold, tc, checkpoint=ckpt, desc=f"mrmp {prior} f{fold}")
             rates = sorted({*tc.rates, *RATE_GRID})
@@ -240,15 +186,15 @@ class Reproduction:
     def _srmp(self, prior: str, rate: float, fold: int) -> dict:
         def run(ckpt: Path) -> dict:
             _, _, xte, yte = self.data.split(fold)
-            model = build_model(self.data, ModelSpec(prior=prior, seed=self.cfg.seed))
+            model = build_model(self.data, ModelSpec(prior=prior, seed=SEED))
             tc = train_config(
                 self.data,
                 method="srmp",
                 prior=prior,
                 rates=(rate,),
-                epochs=self.cfg.srmp_epochs,
-                kl_weight=self.cfg.kl_weight,
-                seed=self.cfg.seed,
+                epochs=self.exp.srmp.epochs,
+                kl_weight=self.exp.srmp.kl_weight,
+                seed=SEED,
             )
             desc = f"srmp {prior} {rate} f{fold}"
             fit(self.data, model, fold, tc, checkpoint=ckpt, desc=desc)
@@ -263,33 +209,23 @@ class Reproduction:
         if chosen is not None:
             return chosen
         scores = {}
-        for prior in self.cfg.priors:
+        for prior in self.exp.mrmp.priors:
             accs = [
                 self._mrmp(prior, f)["prior"][rate_key(r)]["accuracy"]
-                for f in self.proto["test_folds"]
+                for f in self.proto.test_folds
                 for r in PAPER_RATES
             ]
             scores[prior] = statistics.mean(accs)
         best = max(scores, key=scores.__getitem__)
-        record = {
-            "prior": best,
-            "mean_seen_accuracy": scores,
-            "settings": self.settings("mrmp"),
-            "protocol": self.protocol_settings(),
-        }
-        write_json(self.cfg.work / "srmp_prior.json", record)
+        record = {"prior": best, "mean_seen_accuracy": scores, **self.record("mrmp")}
+        write_json(self.work / "srmp_prior.json", record)
         return best
 
     def _chosen_prior(self) -> str | None:
-        """The configured SRMP prior, else the one chosen among MRMP units of this run's
-        settings (None when not chosen yet, or chosen among units of other settings)."""
-        if self.cfg.srmp_prior != "auto":
-            return self.cfg.srmp_prior
+        """The prior chosen among MRMP units of this run's settings (None when not chosen yet,
+        or chosen among units of other settings)."""
         chosen = self._done("srmp_prior") or {}
-        same = (chosen.get("settings"), chosen.get("protocol")) == (
-            self.settings("mrmp"),
-            self.protocol_settings(),
-        )
+        same = chosen.get("settings_hash") == self.exp.unit_hash("mrmp")
         return chosen.get("prior") if same else None
 
     def run(self, stages: tuple[str, ...] = STAGES) -> None:
@@ -302,20 +238,19 @@ class Reproduction:
             if "dense" in stages:
                 self._dense(fold)
             if "mrmp" in stages:
-                priors = self.cfg.priors if self.cfg.mrmp_priors is None else self.cfg.mrmp_priors
-                for prior in priors:
+                for prior in self.mrmp_priors:
                     self._mrmp(prior, fold)
         if "srmp" in stages:
             best = self.best_prior()
             for fold in self.folds:
-                for r in self.cfg.srmp_rates or PAPER_RATES:
+                for r in self.srmp_rates:
                     self._srmp(best, r, fold)
 
     def load_unit(self, name: str) -> dict:
-        return json.loads((self.cfg.work / f"{name}.json").read_text())
+        return json.loads((self.work / f"{name}.json").read_text())
 
     def _done(self, name: str) -> dict | None:
-        path = self.cfg.work / f"{name}.json"
+        path = self.work / f"{name}.json"
         return json.loads(path.read_text()) if path.exists() else None
 
     def aggregate(self, out_dir: Path) -> dict:
@@ -332,27 +267,28 @@ class Reproduction:
             return unit
 
         dense = [done(f"dense/fold{f}") for f in self.folds]
+        exp = self.exp
         results: dict[str, Any] = {
-            "dataset": self.cfg.dataset,
-            "protocol": self.proto["protocol"],
-            "protocol_settings": self.protocol_settings(),
-            "command": self.cfg.command,
+            "dataset": exp.dataset,
+            "protocol": self.proto.description,
+            "protocol_settings": self.proto.record(),
+            "command": self.command,
             "params": build_model(self.data, ModelSpec()).num_params(),
             "seen_rates": list(PAPER_RATES),
             "folds": list(self.folds),
             "epochs": {
-                "dense": self.cfg.epochs,
-                "mrmp": self.cfg.mrmp_epochs,
-                "srmp": self.cfg.srmp_epochs,
-                "mp_finetune": self.cfg.mp_finetune_epochs,
+                "dense": exp.dense.epochs,
+                "mrmp": exp.mrmp.epochs,
+                "srmp": exp.srmp.epochs,
+                "mp_finetune": exp.dense.mp_finetune_epochs,
             },
-            "dense_lr": self.cfg.dense_lr,
-            "dense_lr_schedule": self.cfg.dense_lr_schedule,
-            "dense_temporal_crops": self.cfg.dense_temporal_crops,
+            "dense_lr": exp.dense.lr,
+            "dense_lr_schedule": exp.dense.lr_schedule,
+            "dense_temporal_crops": exp.dense.temporal_crops,
             "dense_batch_size": self.dense_batch_size,
-            "mrmp_rates_per_step": self.cfg.rates_per_step,
-            "mrmp_rate_jitter": self.cfg.rate_jitter,
-            "mrmp_top_rate_every_step": self.cfg.top_rate_every_step,
+            "mrmp_rates_per_step": exp.mrmp.rates_per_step,
+            "mrmp_rate_jitter": exp.mrmp.rate_jitter,
+            "mrmp_top_rate_every_step": exp.mrmp.top_rate_every_step,
         }
         if all(dense):
             results["dense"] = mean_over_folds(lambda f: dense[self.folds.index(f)]["dense"])
@@ -374,7 +310,7 @@ class Reproduction:
             results["srmp"] = table
         results["mrmp"], results["mrmp_exact"], results["observed_rate"] = {}, {}, {}
         results["rate_error_max"] = {}
-        for prior in self.cfg.priors:
+        for prior in exp.mrmp.priors:
             runs = [done(f"mrmp/{prior}/fold{f}") for f in self.folds]
             if not all(runs):
                 continue
@@ -397,7 +333,7 @@ class Reproduction:
                 for mode in ("prior", "exact")
             }
         out_dir.mkdir(parents=True, exist_ok=True)
-        write_json(out_dir / f"{self.cfg.dataset}.json", results)
+        write_json(out_dir / f"{exp.dataset}.json", results)
         if "dense" in results and results["mrmp"]:
             grid = {rate_key(r) for r in RATE_GRID}
             figure = {
@@ -410,41 +346,7 @@ class Reproduction:
                     for p, t in results["observed_rate"].items()
                 },
             }
-            plot_accuracy(figure, out_dir / f"{self.cfg.dataset}_accuracy.png")
-            plot_observed_rate(figure, out_dir / f"{self.cfg.dataset}_observed_rate.png")
-            (out_dir / f"{self.cfg.dataset}.md").write_text(results_table(results))
+            plot_accuracy(figure, out_dir / f"{exp.dataset}_accuracy.png")
+            plot_observed_rate(figure, out_dir / f"{exp.dataset}_observed_rate.png")
+            (out_dir / f"{exp.dataset}.md").write_text(results_table(results))
         return results
-
-
-# Rates of the README table: the seen rates, and unseen ones between and beyond them.
-TABLE_RATES = (0.5, 0.6, 0.7, 0.8, 0.9, 0.93, 0.95, 0.96, 0.97, 0.98, 0.99)
-
-
-def results_table(results: dict) -> str:
-    """Markdown: accuracy (%) per method and rate; seen rates in bold, then the observed-rate
-    errors. Written beside <dataset>.json so the README quotes a generated table."""
-    seen = {rate_key(r) for r in results["seen_rates"]}
-    priors = list(results["mrmp"])
-    columns = [("MP", results.get("mp", {})), ("MP+FT", results.get("mp_ft", {}))]
-    columns.append((f"SRMP ({results.get('srmp_prior', '-')})", results.get("srmp", {})))
-    columns += [(f"MRMP {p}", results["mrmp"][p]) for p in priors]
-
-    def cell(v: float | None) -> str:
-        return "-" if v is None else f"{v:.1f}"
-
-    lines = [
-        f"Dense: {cell(results.get('dense'))}% ({results['protocol']}).",
-        "",
-        "| rate | " + " | ".join(name for name, _ in columns) + " |",
-        "|---" * (len(columns) + 1) + "|",
-    ]
-    for r in TABLE_RATES:
-        key = rate_key(r)
-        label = f"**{key}**" if key in seen else f"{key} (unseen)"
-        lines.append(f"| {label} | " + " | ".join(cell(t.get(key)) for _, t in columns) + " |")
-    lines += ["", "Worst observed-rate error over folds and rates 0.50-0.98 (points):", ""]
-    for p, err in results.get("rate_error_max", {}).items():
-        lines.append(
-            f"- {p}: prior mode {100 * err['prior']:.2f}, exact mode {100 * err['exact']:.3f}"
-        )
-    return "\n".join(lines) + "\n"

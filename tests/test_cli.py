@@ -4,6 +4,7 @@ from typer.testing import CliRunner
 
 from lab.cli import app
 from mrmp.store import load_model
+from tests.experiments import SYNTHETIC_TOML
 
 runner = CliRunner()
 
@@ -45,10 +46,23 @@ def test_bad_arguments_are_refused(tmp_path):
 
 
 def test_reproduce_split_by_prior_is_checked(tmp_path):
-    base = ["reproduce", "--dataset", "synthetic-sbu", "--work", str(tmp_path / "u")]
+    config = tmp_path / "synthetic.toml"
+    config.write_text(SYNTHETIC_TOML)
+    base = ["reproduce", "--config", str(config), "--work", str(tmp_path / "u")]
     result = runner.invoke(app, [*base, "--mrmp-priors", "cauchy", "--stages", "mrmp"])
     assert result.exit_code == 2 and "priors are" in result.output
     # Without --stages mrmp, choosing the SRMP prior would train the other priors too.
     result = runner.invoke(app, [*base, "--mrmp-priors", "gaussian"])
     assert result.exit_code == 2 and "--stages mrmp" in result.output
     assert not (tmp_path / "u").exists()
+
+
+def test_a_bad_config_is_refused_naming_the_file_and_key(tmp_path):
+    config = tmp_path / "bad.toml"
+    config.write_text(SYNTHETIC_TOML.replace("rates_per_step = 4", "rates_per_stop = 4"))
+    for command in (["reproduce"], ["ablate"], ["release", "--out", str(tmp_path / "m")]):
+        result = runner.invoke(app, [*command, "--config", str(config)])
+        assert result.exit_code == 2
+        assert f"{config}: " in result.output
+        assert "mrmp.rates_per_stop: Extra inputs are not permitted" in result.output
+    assert not (tmp_path / "m").exists()

@@ -1,0 +1,49 @@
+"""The markdown tables the README quotes verbatim (a test checks it), written beside the
+results JSON they are made from."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from training.evaluate import rate_key
+
+# Rates of the README table: the seen rates, and unseen ones between and beyond them.
+TABLE_RATES = (0.5, 0.6, 0.7, 0.8, 0.9, 0.93, 0.95, 0.96, 0.97, 0.98, 0.99)
+
+
+def results_table(results: dict) -> str:
+    """Markdown: accuracy (%) per method and rate; seen rates in bold, then the observed-rate
+    errors. Written beside <dataset>.json so the README quotes a generated table."""
+    seen = {rate_key(r) for r in results["seen_rates"]}
+    priors = list(results["mrmp"])
+    columns = [("MP", results.get("mp", {})), ("MP+FT", results.get("mp_ft", {}))]
+    columns.append((f"SRMP ({results.get('srmp_prior', '-')})", results.get("srmp", {})))
+    columns += [(f"MRMP {p}", results["mrmp"][p]) for p in priors]
+
+    def cell(v: float | None) -> str:
+        return "-" if v is None else f"{v:.1f}"
+
+    lines = [
+        f"Dense: {cell(results.get('dense'))}% ({results['protocol']}).",
+        "",
+        "| rate | " + " | ".join(name for name, _ in columns) + " |",
+        "|---" * (len(columns) + 1) + "|",
+    ]
+    for r in TABLE_RATES:
+        key = rate_key(r)
+        label = f"**{key}**" if key in seen else f"{key} (unseen)"
+        lines.append(f"| {label} | " + " | ".join(cell(t.get(key)) for _, t in columns) + " |")
+    lines += ["", "Worst observed-rate error over folds and rates 0.50-0.98 (points):", ""]
+    for p, err in results.get("rate_error_max", {}).items():
+        lines.append(
+            f"- {p}: prior mode {100 * err['prior']:.2f}, exact mode {100 * err['exact']:.3f}"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def ablation_table(results: dict[str, Any]) -> str:
+    lines = ["| variant | mean | per seed |", "|---|---|---|"]
+    for name, v in results["variants"].items():
+        seeds = ", ".join(f"{a:.1f}" for a in v["per_seed"])
+        lines.append(f"| {name} | {v['mean']:.1f} | {seeds} |")
+    return "\n".join(lines) + "\n"

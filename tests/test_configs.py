@@ -1,0 +1,118 @@
+"""Experiments as files: the committed configs are read into typed settings, a bad file is
+refused naming the file and the key, and every committed unit is of its config's settings."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from lab.config import CONFIGS, ConfigError, load_experiment, settings_hash
+from lab.experiment import protocol
+from lab.reproduce import Reproduction, unit_kind
+from tests.experiments import SYNTHETIC_TOML
+
+UNITS = Path(__file__).resolve().parents[1] / "docs" / "results" / "units"
+
+
+@pytest.mark.parametrize("dataset", ["sbu", "fpha"])
+def test_every_committed_unit_is_of_the_committed_config(dataset):
+    """Nothing is retrained: each unit's recorded hash is the config's for its kind, and is
+    the hash of the settings and protocol the unit records."""
+    exp = load_experiment(CONFIGS / f"{dataset}.toml")
+    repro = Reproduction(exp, UNITS / dataset)
+    units = sorted((UNITS / dataset).glob("*/**/*.json"))
+    assert len(units) > 10
+    for path in units:
+        unit = json.loads(path.read_text())
+        name = path.relative_to(UNITS / dataset).with_suffix("").as_posix()
+        repro.check_unit(name, unit)
+        kind = unit_kind(name)
+        assert unit["settings_hash"] == settings_hash(unit["settings"], unit["protocol"])
+        assert unit["settings_hash"] == exp.unit_hash(kind)
+    chosen = json.loads((UNITS / dataset / "srmp_prior.json").read_text())
+    assert chosen["settings_hash"] == exp.unit_hash("mrmp")
+
+
+@pytest.mark.parametrize("dataset", ["sbu", "fpha"])
+def test_the_committed_config_is_the_protocol_of_single_runs(dataset):
+    exp = load_experiment(CONFIGS / f"{dataset}.toml")
+    assert protocol(dataset) == exp.protocol
+    assert exp.dataset == dataset and exp.source == str(CONFIGS / f"{dataset}.toml")
+
+
+def test_the_hash_is_of_the_unit_kind_settings_only(tmp_path):
+    """A setting of another kind of unit, or one that selects which units exist (the
+    priors), leaves a kind's hash alone; its own settings and the protocol change it."""
+    base = tmp_path / "base.toml"
+    base.write_text(SYNTHETIC_TOML)
+    exp = load_experiment(base)
+
+    def variant(old: str, new: str):
+        path = tmp_path / "variant.toml"
+        path.write_text(SYNTHETIC_TOML.replace(old, new))
+        return load_experiment(path)
+
+    srmp_longer = variant("[srmp]\nepochs = 1", "[srmp]\nepochs = 2")
+    assert srmp_longer.unit_hash("mrmp") == exp.unit_hash("mrmp")
+    assert srmp_longer.unit_hash("srmp") != exp.unit_hash("srmp")
+    one_prior = variant('priors = ["gaussian", "uniform"]', 'priors = ["gaussian"]')
+    assert one_prior.unit_hash("mrmp") == exp.unit_hash("mrmp")
+    filters = variant("filters = 8", "filters = 16")
+    assert all(filters.unit_hash(k) != exp.unit_hash(k) for k in ("dense", "mrmp", "srmp"))
+    # Integers and floats are the same value in the canonical JSON as in a unit's JSON.
+    assert variant("kl_weight = 1.0", "kl_weight = 1").unit_hash("srmp") == exp.unit_hash("srmp")
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "problem"),
+    [
+        ("epochs = 3", "epochs = 3\nepoch = 2", "mrmp.epoch: Extra inputs are not permitted"),
+        ("epochs = 2", "epochs = 0", "dense.epochs: Input should be greater than 0"),
+        ('lr_schedule = "constant"', 'lr_schedule = "step"', "dense.lr_schedule: Input should"),
+        ('["gaussian", "uniform"]', '["gaussian", "cauchy"]', "mrmp.priors: Value error, unknown"),
+        ("[srmp]\nepochs = 1\n", "[srmp]\n", "srmp.epochs: Field required"),
+        ("test_folds = [0]", "test_folds = []", "protocol.test_folds: Tuple should have at least"),
+        (
+            "filters = 8",
+            "filters = 8\n[protocol.descriptor]\nchunk = 4",
+            "protocol.descriptor.chunk",
+        ),
+        (
+            "test_folds = [0]",
+            "test_folds = [0]\n[protocol.descriptor]\nchunks = 0",
+            "chunks must be",
+        ),
+        ("[srmp]", "[srmp", "not valid TOML"),
+    ],
+)
+def test_a_bad_file_is_refused_naming_the_file_and_the_key(tmp_path, old, new, problem):
+    assert old in SYNTHETIC_TOML
+    path = tmp_path / "bad.toml"
+    path.write_text(SYNTHETIC_TOML.replace(old, new, 1))
+    with pytest.raises(ConfigError) as refused:
+        load_experiment(path)
+    assert str(refused.value).startswith(f"{path}: ") and problem in str(refused.value)
+
+
+@pytest.mark.parametrize(
+    ("variant", "problem"),
+    [
+        ('name = "x"\ndescriptor = { chunk = 4 }', "variant 'x': unknown DescriptorConfig keys"),
+        ('name = "x"\naugment = { rotate = 4 }', "variant 'x': augment:"),
+        ('name = "x"\ndescriptor_without = ["chunks"]', "descriptor_without"),
+        ('name = "x"\ntrain = { lr = -1.0 }', "train.lr: Input should be greater than 0"),
+        ('name = "x"\n[[ablation.variants]]\nname = "x"', "repeated: ['x']"),
+    ],
+)
+def test_a_bad_ablation_variant_is_refused(tmp_path, variant, problem):
+    path = tmp_path / "bad.toml"
+    ablation = "\n[ablation]\nepochs = 1\nseeds = [0]\n[[ablation.variants]]\n" + variant
+    path.write_text(SYNTHETIC_TOML + ablation)
+    with pytest.raises(ConfigError, match=r"bad\.toml: ") as refused:
+        load_experiment(path)
+    assert problem in str(refused.value)
+
+
+def test_a_missing_file_is_refused(tmp_path):
+    with pytest.raises(ConfigError, match=r"nope\.toml: cannot read it"):
+        load_experiment(tmp_path / "nope.toml")
