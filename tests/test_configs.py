@@ -9,6 +9,7 @@ import pytest
 from lab.config import CONFIGS, ConfigError, load_experiment, settings_hash
 from lab.experiment import protocol
 from lab.reproduce import Reproduction, unit_kind
+from tests.conftest import needs_data
 from tests.experiments import SYNTHETIC_TOML
 
 UNITS = Path(__file__).resolve().parents[1] / "docs" / "results" / "units"
@@ -116,3 +117,13 @@ def test_a_bad_ablation_variant_is_refused(tmp_path, variant, problem):
 def test_a_missing_file_is_refused(tmp_path):
     with pytest.raises(ConfigError, match=r"nope\.toml: cannot read it"):
         load_experiment(tmp_path / "nope.toml")
+
+
+@needs_data
+def test_the_shipped_model_was_trained_with_the_committed_config():
+    """`mrmp release --config configs/sbu.toml` trains with the shipped model's settings."""
+    root = Path(__file__).resolve().parents[1]
+    manifest = json.loads((root / "model_store" / "sbu-mrmp" / "manifest.json").read_text())
+    trained = manifest["training"]["config"]
+    repro = Reproduction(load_experiment(CONFIGS / "sbu.toml"), UNITS / "sbu")
+    assert json.loads(json.dumps(repro.mrmp_config(trained["prior"]).to_dict())) == trained
