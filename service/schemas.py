@@ -1,7 +1,8 @@
 """Pydantic models of the request and answer bodies, for the OpenAPI document.
 
-Requests are parsed by `service.parsing` (faster on nested float lists); these models state
-the same contract for clients and for schema-driven tests.
+Requests are decoded by hand (`service.decoding`, `service.routes_v1`, `service.v2_codec`:
+faster on nested float lists); these models state the same contract for clients and for
+schema-driven tests.
 """
 
 from __future__ import annotations
