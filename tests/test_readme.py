@@ -38,3 +38,28 @@ def test_readme_opens_with_the_two_commands():
     assert block[0].startswith("make serve") and block[1].startswith("make test")
     ci = (ROOT / ".ci" / "run").read_text()
     assert "make test" in ci
+
+
+def _house_section() -> str:
+    text = (ROOT / "README.md").read_text()
+    return text[text.index("## The house") : text.index("## Command line")]
+
+
+@pytest.mark.parametrize("package", ["mrmp", "training", "lab", "service"])
+def test_readme_house_names_every_module_of_each_room(package):
+    """The README's module tables match the tree: every module and subpackage of a room is
+    named in its room's paragraph or table, and every module named there exists."""
+    section = _house_section()
+    room = section[section.index(f"(`{package}/`)") :]
+    room = room[: room.find("\n**", 1) if "\n**" in room[1:] else len(room)]
+    folder = ROOT / package
+    modules = {p.name for p in folder.glob("*.py") if p.name != "__init__.py"}
+    packages = {f"{p.name}/" for p in folder.iterdir() if (p / "__init__.py").is_file()}
+    named = {
+        w.strip("`")
+        for w in room.split()
+        if w.startswith("`") and w.rstrip(",;.):").endswith(("py`", "/`"))
+    }
+    named = {w.rstrip(",;.):`") for w in named}
+    assert modules | packages <= named, sorted((modules | packages) - named)
+    assert {n for n in named if n.endswith(".py")} <= modules, sorted(named - modules - packages)
