@@ -24,10 +24,10 @@ from lab.experiment import (
 )
 from lab.tables import ablation_table
 from mrmp.priors import PRIORS
-from mrmp.rates import MODES
+from mrmp.rates import MODES, rate_key
 from mrmp.store import load_model, save_model
 from service.cli import serve_cmd
-from training.evaluate import RATE_GRID, evaluate_rate, rate_key
+from training.evaluate import RATE_GRID, evaluate_rate
 from training.train import LOW_RATES, METHODS, PAPER_RATES
 
 app = typer.Typer(help="One-shot multi-rate pruning of a skeleton GCN.", no_args_is_help=True)

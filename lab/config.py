@@ -26,6 +26,7 @@ from pydantic import (
 
 from mrmp.priors import PRIORS
 from mrmp.skeleton import DescriptorConfig
+from mrmp.validation import validation_faults
 from training.augment import AugmentConfig
 
 # The committed experiments, one per dataset (also the protocol `mrmp train` uses).
@@ -236,10 +237,6 @@ def load_experiment(path: Path) -> Experiment:
     try:
         experiment = Experiment.model_validate(raw)
     except ValidationError as e:
-        problems = "; ".join(
-            f"{'.'.join(str(part) for part in err['loc']) or '(top level)'}: {err['msg']}"
-            for err in e.errors()
-        )
-        raise ConfigError(f"{path}: {problems}") from None
+        raise ConfigError(f"{path}: {validation_faults(e, '(top level)')}") from None
     experiment._source = str(path)
     return experiment

@@ -12,6 +12,7 @@ from torch import Tensor
 from lab.config import CONFIGS, Protocol, load_experiment
 from mrmp.gcn import GCNConfig, LatentGCN
 from mrmp.priors import get_prior
+from mrmp.rates import MODES
 from mrmp.skeleton import DescriptorConfig, describe_batch
 from training.augment import AugmentConfig, crop_views, make_augment
 from training.datasets import SkeletonDataset, load_dataset
@@ -22,10 +23,12 @@ SYNTHETIC_PROTOCOL = Protocol(description="synthetic", filters=8, batch_size=200
 
 
 def protocol(dataset: str) -> Protocol:
-    """A dataset's protocol: its committed `configs/<dataset>.toml`'s (the synthetic one for a
-    dataset without a config)."""
-    path = CONFIGS / f"{dataset}.toml"
-    return load_experiment(path).protocol if path.is_file() else SYNTHETIC_PROTOCOL
+    """A dataset's protocol: its committed `configs/<dataset>.toml`'s, or for a synthetic
+    dataset the synthetic one. ConfigError when a real dataset has no config file (e.g. an
+    install without the repository's configs/)."""
+    if dataset.startswith("synthetic-"):
+        return SYNTHETIC_PROTOCOL
+    return load_experiment(CONFIGS / f"{dataset}.toml").protocol
 
 
 @dataclass
@@ -152,8 +155,5 @@ def evaluation_table(
     model: LatentGCN, x: Tensor, y: Tensor, rates: tuple[float, ...], protocol_text: str
 ) -> dict[str, Any]:
     """Held-out accuracy and observed rate per rate, in both modes."""
-    table = {
-        mode: evaluate_rates(model, x, y, rates, mode) if len(x) else {}
-        for mode in ("prior", "exact")
-    }
+    table = {mode: evaluate_rates(model, x, y, rates, mode) if len(x) else {} for mode in MODES}
     return {"protocol": protocol_text, "samples": len(x), "rates": table}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from training.evaluate import rate_key
+from mrmp.rates import rate_key
 
 
 def plot_accuracy(results: dict, path: Path) -> None:

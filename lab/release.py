@@ -15,6 +15,7 @@ from typing import Any
 from lab.experiment import ModelSpec, build_model, fit, manifest_for
 from lab.reproduce import SEED, Reproduction
 from mrmp.manifest import Manifest
+from mrmp.rates import MODES
 from mrmp.store import save_model
 
 
@@ -36,7 +37,7 @@ def cross_validated_table(repro: Reproduction, prior: str) -> dict[str, Any]:
             }
             for key in runs[0][mode]
         }
-        for mode in ("prior", "exact")
+        for mode in MODES
     }
     samples = len(repro.data.y)
     return {

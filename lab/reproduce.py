@@ -20,7 +20,8 @@ from lab.plots import plot_accuracy, plot_observed_rate
 from lab.tables import results_table
 from mrmp.derive import derive_masks
 from mrmp.gcn import MaskGate
-from training.evaluate import RATE_GRID, accuracy, evaluate_rates, rate_key
+from mrmp.rates import MODES, rate_key
+from training.evaluate import RATE_GRID, accuracy, evaluate_rates
 from training.train import PAPER_RATES, TrainConfig
 
 # Dense (with MP and MP-FT), MRMP per prior, then SRMP per seen rate with the best prior.
@@ -330,7 +331,7 @@ class Reproduction:
                     max(abs(u[mode][k]["observed_rate"] - float(k)) for u in runs for k in checked),
                     5,
                 )
-                for mode in ("prior", "exact")
+                for mode in MODES
             }
         out_dir.mkdir(parents=True, exist_ok=True)
         write_json(out_dir / f"{exp.dataset}.json", results)

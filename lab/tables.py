@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from training.evaluate import rate_key
+from mrmp.rates import rate_key
 
 # Rates of the README table: the seen rates, and unseen ones between and beyond them.
 TABLE_RATES = (0.5, 0.6, 0.7, 0.8, 0.9, 0.93, 0.95, 0.96, 0.97, 0.98, 0.99)

@@ -1,6 +1,8 @@
 """The serving core: what a stored model needs in order to be served, in plain PyTorch.
 
-`priors` (a(r)), `bandstop`, `gcn`, `derive` (rate -> pruned network), `compact`, `runtime`
-(execution backends), `store` (the model store) and `skeleton` (layouts and the descriptor).
+`priors` (a(r)), `bandstop`, `gcn`, `rates` (modes and rate keys), `derive` (rate -> pruned
+network), `compact`, `runtime` (execution backends), `manifest` and `store` (the model store),
+`validation` (validation errors in words) and `skeleton` (layouts, the descriptor, missing
+detections).
 No web framework, no training: the service imports this package only.
 """

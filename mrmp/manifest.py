@@ -1,5 +1,5 @@
 """The model store's manifest.json, typed: what a stored model is, how its input looks, how it
-was trained and evaluated (DESIGN.md, the model store).
+was trained and evaluated (shared/DESIGN.md, the model store).
 
 `Manifest.model_validate` is the one check of a manifest: a field that is missing, of the wrong
 type, or inconsistent with another (a descriptor that does not fit the architecture, joint

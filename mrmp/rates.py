@@ -1,7 +1,7 @@
 """The words a request uses to pick a derived network: the threshold mode and the rate key.
 
 A rate is served at 1e-3 resolution: rates closer than that share one derived network, so the
-key of a network is the rate in thousandths with its mode (DESIGN.md, the rate cache).
+key of a network is the rate in thousandths with its mode (shared/DESIGN.md, the rate cache).
 """
 
 from __future__ import annotations
@@ -14,6 +14,11 @@ Mode = Literal["prior", "exact"]
 MODES: tuple[Mode, ...] = get_args(Mode)
 
 RESOLUTION = 1000  # rates per unit: 1e-3
+
+
+def rate_key(rate: float) -> str:
+    """The key of `rate` in evaluation tables (manifest.json, results JSON): "0.50"."""
+    return f"{rate:.2f}"
 
 
 class RateKey(NamedTuple):

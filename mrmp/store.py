@@ -21,6 +21,7 @@ from safetensors.torch import save as st_save
 from mrmp.gcn import LatentGCN
 from mrmp.manifest import FORMAT_VERSION, Manifest
 from mrmp.priors import get_prior
+from mrmp.validation import validation_faults
 
 MANIFEST = "manifest.json"
 WEIGHTS = "latent.safetensors"
@@ -81,21 +82,7 @@ def read_manifest(folder: Path) -> Manifest:
     try:
         return Manifest.model_validate(data)
     except ValidationError as e:
-        raise StoreError(f"{path}: {_faults(e)}") from None
-
-
-def _faults(error: ValidationError) -> str:
-    """Pydantic's errors in words: the missing keys, then each other field and its fault."""
-    missing, faults = [], []
-    for err in error.errors():
-        where = ".".join(str(p) for p in err["loc"])
-        if err["type"] == "missing":
-            missing.append(where)
-        else:
-            faults.append(f"{where or 'manifest'}: {err['msg'].removeprefix('Value error, ')}")
-    if missing:
-        faults.insert(0, f"missing keys {', '.join(missing)}")
-    return "; ".join(faults)
+        raise StoreError(f"{path}: {validation_faults(e, 'manifest')}") from None
 
 
 def load_model(folder: Path) -> tuple[LatentGCN, Manifest]:

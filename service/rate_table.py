@@ -13,7 +13,7 @@ import numpy as np
 from mrmp.derive import MagnitudeIndex
 from mrmp.gcn import GCNConfig
 from mrmp.manifest import Manifest
-from mrmp.rates import RateKey
+from mrmp.rates import RateKey, rate_key
 from mrmp.runtime import Runner, median_seconds
 
 # Compute times are measured at these batch sizes; other batches are interpolated between them.
@@ -94,7 +94,7 @@ class RateTable:
             if not low <= rate <= high:
                 continue
             info = self._index.derivation(rate, "prior")
-            ev = evaluation.get(f"{rate:.2f}") if abs(rate - round(rate, 2)) < 1e-9 else None
+            ev = evaluation.get(rate_key(rate)) if abs(rate - round(rate, 2)) < 1e-9 else None
             rows.append(
                 RateRow(
                     rate=rate,

@@ -12,6 +12,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from mrmp.rates import Mode
+from service.policy import ChosenBy
 
 
 class ClassifyBody(BaseModel):
@@ -65,12 +66,12 @@ class ClassifyAnswer(BaseModel):
     rate_served: float
     mode: Mode
     observed_rate: float
-    threshold: float
+    threshold: float | None
     kept_params: int
     backend: str
     cache_hit: bool
     degraded: bool
-    chosen_by: Literal["rate", "tier", "default", "max_latency_ms", "min_accuracy"]
+    chosen_by: ChosenBy
     timings: Timings
 
 

@@ -1,6 +1,7 @@
-"""The service stands on the serving core alone (DESIGN.md, the three rooms): importing it loads
-no training or lab module, and works with tqdm and matplotlib unavailable. import-linter checks
-the same statically (`lint-imports`, in `make test`); this checks what really loads."""
+"""The service stands on the serving core alone (shared/DESIGN.md, the three rooms): importing
+it loads no training or lab module, and works with tqdm and matplotlib unavailable.
+import-linter checks the same statically (`lint-imports`, in `make test`); this checks what
+really loads."""
 
 from __future__ import annotations
 

@@ -10,14 +10,10 @@ from torch import Tensor
 
 from mrmp.derive import derive
 from mrmp.gcn import LatentGCN
-from mrmp.rates import Mode
+from mrmp.rates import Mode, rate_key
 
 # The paper's figure: every rate of the 1% grid from 0.50 to 0.99.
 RATE_GRID: tuple[float, ...] = tuple(round(0.5 + 0.01 * i, 2) for i in range(50))
-
-
-def rate_key(rate: float) -> str:
-    return f"{rate:.2f}"
 
 
 @torch.no_grad()

@@ -1,5 +1,5 @@
 """Missing detections: how a sequence with joints, frames or persons the tracker did not see is
-made whole before it is described, and the record of what was missing (DESIGN.md, the input
+made whole before it is described, and the record of what was missing (shared/DESIGN.md, the input
 contract).
 
 Kinect SDKs, OpenNI, OpenPose and the NTU RGB+D tools write a joint they did not detect as
