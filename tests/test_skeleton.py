@@ -16,6 +16,7 @@ from mrmp.skeleton import (
     describe_batch,
     get_layout,
 )
+from mrmp.skeleton.descriptor import SkeletonNoExtentError, SkeletonUnderflowError
 from training.datasets import (
     FPHA_CLASSES,
     SBU_CLASSES,
@@ -206,8 +207,9 @@ def test_descriptor_short_sequence() -> None:
     np.testing.assert_allclose(describe(x, DescriptorConfig()), expect, atol=1e-6)
     one = describe(_tiny()[:1], DescriptorConfig(velocity=True))
     assert one.shape == (5, 24) and np.isfinite(one).all()
-    # A constant sequence has zero spread: left unscaled (all zeros), not NaN.
-    assert np.all(describe(np.ones((3, 4, 3)), DescriptorConfig()) == 0)
+    # A constant sequence has no extent to normalize: refused, not described as zeros.
+    with pytest.raises(SkeletonNoExtentError, match="one point"):
+        describe(np.full((3, 4, 3), (0.1, 2.0, -3.0)), DescriptorConfig())
 
 
 @pytest.mark.parametrize(
@@ -249,6 +251,16 @@ def test_descriptor_velocity_of_linear_motion() -> None:
 def test_descriptor_rejects_overflow() -> None:
     with pytest.raises(SkeletonError, match="too large"):
         describe(np.full((2, 3, 3), 1e200) * np.arange(2)[:, None, None], DescriptorConfig())
+
+
+def test_descriptor_rejects_a_spread_too_small_to_normalize_but_scales_any_other() -> None:
+    x = _tiny()
+    want = describe(x, DescriptorConfig())
+    # 1e-140: the variance (1e-280) is still a normal float; the unit does not matter.
+    np.testing.assert_allclose(describe(x * 1e-140, DescriptorConfig()), want, atol=1e-5)
+    for tiny in (1e-160, 1e-300, 5e-320):  # the variance underflows (or the input is subnormal)
+        with pytest.raises(SkeletonUnderflowError, match="too small to normalize"):
+            describe(x * tiny, DescriptorConfig())
 
 
 def test_describe_batch() -> None:

@@ -13,6 +13,8 @@ from typing import Any
 import numpy as np
 
 _EPS = 1e-12
+# The smallest spread whose square (the variance) is a normal float64.
+_SMALLEST_SPREAD = float(np.sqrt(np.finfo(np.float64).tiny))
 
 
 class SkeletonError(ValueError):
@@ -29,6 +31,15 @@ class NonFiniteSkeletonError(SkeletonError):
 
 class SkeletonOverflowError(SkeletonError):
     """Finite coordinates too large to normalize."""
+
+
+class SkeletonUnderflowError(SkeletonError):
+    """Points that differ, but by so little that their spread's square (the variance) is below
+    the smallest normal float64: too small to normalize."""
+
+
+class SkeletonNoExtentError(SkeletonError):
+    """Every joint of every frame at one point: a skeleton with no spatial extent."""
 
 
 @dataclass(frozen=True)
@@ -191,6 +202,24 @@ def _centre_and_scale(x: np.ndarray) -> tuple[np.ndarray, float]:
     return centre, float(np.sqrt(max(var, 0.0)))
 
 
+def _scale_of(x: np.ndarray, centre: np.ndarray, rms: float) -> float:
+    """1 / the spread of the points; SkeletonNoExtentError when they are all one point,
+    SkeletonUnderflowError when they differ by less than float64 can normalize.
+
+    A spread at or below _EPS of the skeleton's size (float rounding of a constant sequence's
+    mean gives such a spread) is checked against the points themselves."""
+    if rms > _EPS * (1.0 + float(np.abs(centre).max())):
+        return 1.0 / rms
+    if (x == x[0, 0]).all():
+        raise SkeletonNoExtentError("no spatial extent: every joint of every frame is at one point")
+    if rms < _SMALLEST_SPREAD:
+        raise SkeletonUnderflowError(
+            f"the points' spread ({rms:.3g}) is too small to normalize (underflow); "
+            f"send coordinates whose spread is at least {_SMALLEST_SPREAD:.3g}"
+        )
+    return 1.0 / rms
+
+
 def _in_local_frame(x: np.ndarray, frame: tuple[int, int, int]) -> np.ndarray:
     """(T, J, 3) coordinates of every joint in the per-frame frame given by joints
     (origin, a, b). A frame that is degenerate next to the skeleton's own size in that frame
@@ -215,22 +244,27 @@ def describe(
 ) -> np.ndarray:
     """(J, F) float32 node features of one (T, J, 3) sequence.
 
-    Centres on the mean of all points, divides by their RMS distance from it (unless ~0), then
+    Centres on the mean of all points, divides by their RMS distance from it, then
     takes each of `config.chunks` equal temporal chunks' mean position. Features per joint are
     [chunk0 xyz, chunk1 xyz, ...], followed with `velocity` by the same layout of per-chunk mean
     per-frame displacement (np.gradient over time, normalized likewise; zero for one frame),
     with `root_joint` by positions relative to that joint, with `local_frame` by positions in
     that moving frame.
+
+    Raises SkeletonShapeError, NonFiniteSkeletonError, SkeletonOverflowError (values too large
+    to normalize), SkeletonUnderflowError (a spread too small to normalize) or
+    SkeletonNoExtentError (every point the same).
     """
     config = config or DescriptorConfig()
     x = _validate(sequence, num_joints)
+    T, J, _ = x.shape
+    config.check_joints(J)
     if config.axis_scale is not None:
         x = x * np.asarray(config.axis_scale)
     # Overflow is detected on the result below; no RuntimeWarnings on the way.
-    with np.errstate(over="ignore", invalid="ignore"):
-        T, J, _ = x.shape
+    with np.errstate(over="ignore", invalid="ignore", under="ignore"):
         centre, rms = _centre_and_scale(x)
-        scale = 1.0 / rms if rms > _EPS else 1.0
+        scale = _scale_of(x, centre, rms)
         start, count = _chunk_bounds(T, config.chunks)
         inv = (scale / count)[:, None, None]
         # Chunk means are linear in x, so normalize the small (M, J, 3) sums, not the whole array.
@@ -239,7 +273,6 @@ def describe(
         if config.velocity:
             vel = np.gradient(x, axis=0) if T > 1 else np.zeros_like(x)
             parts.append(np.add.reduceat(vel, start, axis=0) * inv)
-        config.check_joints(J)
         if config.root_joint is not None:
             roots = config.person_roots()
             per = J // len(roots)
