@@ -11,6 +11,7 @@ from torch import Tensor
 
 from lab.config import CONFIGS, Protocol, load_experiment
 from mrmp.gcn import GCNConfig, LatentGCN
+from mrmp.manifest import InputContract, LayoutInfo
 from mrmp.priors import get_prior
 from mrmp.rates import MODES
 from mrmp.skeleton import DescriptorConfig, describe_batch
@@ -135,12 +136,8 @@ def manifest_for(
         "name": name,
         "dataset": ds.name,
         "class_names": list(ds.class_names),
-        "layout": {
-            "name": ds.layout.name,
-            "num_joints": ds.layout.num_joints,
-            "persons": ds.layout.persons,
-            "joint_names": list(ds.layout.joint_names),
-        },
+        "layout": LayoutInfo.of(ds.layout).model_dump(mode="json"),
+        "input": InputContract().model_dump(mode="json"),
         "descriptor": data.descriptor.to_dict(),
         "method": cfg.method,
         "kl_weight": cfg.kl_weight,

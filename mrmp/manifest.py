@@ -16,9 +16,11 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from mrmp.gcn import GCNConfig
 from mrmp.priors import PRIORS
 from mrmp.rates import Mode
-from mrmp.skeleton import DescriptorConfig, SkeletonError
+from mrmp.skeleton import DescriptorConfig, Layout, SkeletonError
+from mrmp.skeleton.layouts import CoordinateFrame
 
-FORMAT_VERSION = 1
+# 2: the input contract (the layout's frame and bones, `input`); a manifest of 1 has neither.
+FORMAT_VERSION = 2
 
 
 class _Model(BaseModel):
@@ -27,22 +29,58 @@ class _Model(BaseModel):
 
 class LayoutInfo(_Model):
     """The input's joints: `persons` skeletons of `num_joints / persons` joints each, one after
-    another, in the order of `joint_names`."""
+    another, in the order of `joint_names`; `bones` the (i, j) joint pairs the missing-joint
+    fill follows; `frame` the coordinate frame the model knows."""
 
     name: str
     num_joints: int = Field(gt=0)
     persons: int = Field(gt=0)
     joint_names: list[str]
+    bones: list[tuple[int, int]]
+    frame: CoordinateFrame
+
+    @classmethod
+    def of(cls, layout: Layout) -> LayoutInfo:
+        """A built-in layout as the manifest records it."""
+        return cls(
+            name=layout.name,
+            num_joints=layout.num_joints,
+            persons=layout.persons,
+            joint_names=list(layout.joint_names),
+            bones=list(layout.bones),
+            frame=layout.frame,
+        )
 
     @model_validator(mode="after")
-    def _joint_names_match(self) -> LayoutInfo:
+    def _joints_match(self) -> LayoutInfo:
         if len(self.joint_names) != self.num_joints:
             raise ValueError(
                 f"{len(self.joint_names)} joint_names for num_joints {self.num_joints}"
             )
         if self.num_joints % self.persons:
             raise ValueError(f"{self.num_joints} joints do not split into {self.persons} persons")
+        n = self.num_joints
+        bad = [b for b in self.bones if b[0] == b[1] or not all(0 <= j < n for j in b)]
+        if bad:
+            raise ValueError(f"bones {bad} are not pairs of distinct joints among {n}")
         return self
+
+
+class InputContract(_Model):
+    """What a request's coordinates may be beyond the layout's frame: the descriptor centres
+    every sequence on its mean point and divides by its RMS spread, so any one unit for all
+    three axes and any position serve alike; a joint at exactly (0, 0, 0) is a missing
+    detection (mrmp/skeleton/missing.py)."""
+
+    units: str = (
+        "any, the same for x, y and z (the descriptor is invariant to a uniform change of unit)"
+    )
+    position: str = "any (the descriptor is invariant to translation)"
+    missing: str = (
+        "a joint at exactly (0, 0, 0) is missing: frames with no joint are dropped, gaps are "
+        "interpolated in time, joints never seen take their nearest observed joint along the "
+        "bones, a person never seen the observed joints' mean"
+    )
 
 
 class RateEvaluation(_Model):
@@ -76,6 +114,7 @@ class Manifest(_Model):
     dataset: str
     class_names: list[str] = Field(min_length=1)
     layout: LayoutInfo
+    input: InputContract
     descriptor: dict[str, Any]
     method: str | None = None
     kl_weight: float | None = None
@@ -83,7 +122,7 @@ class Manifest(_Model):
     rate_range: tuple[float, float]
     training: Training | None = None
     evaluation: Evaluation
-    format_version: Literal[1]
+    format_version: Literal[2]
     version: str = Field(pattern=r"^[0-9a-f]{64}$")
     architecture: dict[str, Any]
     prior: str

@@ -68,6 +68,13 @@ def test_sbu_layout() -> None:
     assert adj[:15, :15].sum() == 28 and adj[15:, 15:].sum() == 28
 
 
+def test_each_built_in_layout_states_its_frame() -> None:
+    sbu, fpha = get_layout("sbu").frame, get_layout("fpha").frame
+    assert (sbu.up, sbu.handedness) == ("+y", "right")  # Kinect skeleton space
+    assert (fpha.up, fpha.handedness) == ("-y", "right")  # the depth camera's image axes
+    assert "y up" in sbu.axes and "y down" in fpha.axes
+
+
 def test_fpha_layout() -> None:
     layout = get_layout("fpha")
     assert layout.num_joints == 21 and layout.persons == 1
@@ -412,7 +419,9 @@ def test_sbu_values(sbu: SkeletonDataset) -> None:
     assert sbu.ids[0] == "s01s02/01/001"
     first = sbu.sequences[0]
     assert first.shape == (45, 30, 3)  # frames 55..99 of the recording
-    np.testing.assert_allclose(first[0, 0], [0.21496, 0.32665, 1.7849], rtol=1e-6)
+    # The file holds 0.21496, 0.32665, 1.7849: in the camera frame, millimetres (SOURCE.md).
+    expected = [1280 - 2560 * 0.21496, 960 - 1920 * 0.32665, 1.7849 * 10000 / 7.8125]
+    np.testing.assert_allclose(first[0, 0], expected, rtol=1e-6)
     lengths = [s.shape[0] for s in sbu.sequences]
     assert min(lengths) == 10 and max(lengths) == 46 and sum(lengths) == 6822
     for s in sbu.sequences:

@@ -38,8 +38,19 @@ _SET_TO_FOLD = {s: k for k, sets in enumerate(SBU_FOLDS) for s in sets}
 _COLUMNS = 1 + SBU_LAYOUT.num_joints * 3  # frame number + 2 x 15 x xyz = 91
 
 
+def camera_frame(normalized: np.ndarray) -> np.ndarray:
+    """The files' normalized (..., 3) x, y, z in the Kinect/OpenNI camera frame, millimetres
+    (SOURCE.md: X = 1280 - 2560 x, Y = 960 - 1920 y, Z = z * 10000 / 7.8125), float64."""
+    x = np.asarray(normalized, dtype=np.float64)
+    return np.stack(
+        [1280.0 - 2560.0 * x[..., 0], 960.0 - 1920.0 * x[..., 1], x[..., 2] * (10000.0 / 7.8125)],
+        axis=-1,
+    )
+
+
 def read_sbu_file(path: str | os.PathLike[str]) -> np.ndarray:
-    """Read one `skeleton_pos.txt` into (T, 30, 3) float32 (person A joints 0..14, B 15..29).
+    """Read one `skeleton_pos.txt` into (T, 30, 3) float32 millimetres in the sensor's camera
+    frame (`camera_frame`; person A joints 0..14, B 15..29).
 
     The leading frame number (original recording numbering, arbitrary start) must be contiguous.
     """
@@ -60,7 +71,8 @@ def read_sbu_file(path: str | os.PathLike[str]) -> np.ndarray:
             f"{path}: frame numbers are not contiguous "
             f"(first {frames[0]:g}, last {frames[-1]:g}, {len(frames)} rows)"
         )
-    return table[:, 1:].reshape(len(table), SBU_LAYOUT.num_joints, 3).astype(np.float32)
+    normalized = table[:, 1:].reshape(len(table), SBU_LAYOUT.num_joints, 3)
+    return camera_frame(normalized).astype(np.float32)
 
 
 def load_sbu(root: str | os.PathLike[str]) -> SkeletonDataset:
