@@ -18,6 +18,7 @@ from mrmp.priors import PRIORS
 from mrmp.rates import Mode
 from mrmp.skeleton import DescriptorConfig, Layout, SkeletonError
 from mrmp.skeleton.layouts import CoordinateFrame
+from mrmp.skeleton.proportions import bone_name, person_bones
 
 # 2: the input contract (the layout's frame and bones, `input`); a manifest of 1 has neither.
 FORMAT_VERSION = 2
@@ -83,6 +84,23 @@ class InputContract(_Model):
     )
 
 
+class InputStats(_Model):
+    """What training saw of the input, for the answers' warnings: per bone within one person,
+    named by its joints ("A_HEAD-A_NECK"), the (low, high) range of its share of its person's
+    summed bone length, each a median over a sequence's frames (mrmp/skeleton/proportions.py).
+    Bones not named are not checked."""
+
+    bone_share: dict[str, tuple[float, float]]
+
+    @field_validator("bone_share")
+    @classmethod
+    def _ranges(cls, shares: dict[str, tuple[float, float]]) -> dict[str, tuple[float, float]]:
+        bad = [name for name, (low, high) in shares.items() if not 0.0 <= low <= high <= 1.0]
+        if bad:
+            raise ValueError(f"bone_share ranges {bad} must satisfy 0 <= low <= high <= 1")
+        return shares
+
+
 class RateEvaluation(_Model):
     """Held-out accuracy (percent) and observed rate (fraction of prunable weights pruned)."""
 
@@ -115,6 +133,7 @@ class Manifest(_Model):
     class_names: list[str] = Field(min_length=1)
     layout: LayoutInfo
     input: InputContract
+    input_stats: InputStats | None = None
     descriptor: dict[str, Any]
     method: str | None = None
     kl_weight: float | None = None
@@ -166,6 +185,20 @@ class Manifest(_Model):
                 f"descriptor {descriptor.to_dict()} does not fit the model "
                 f"({config.num_joints} joints, {config.in_features} features each)"
             )
+        return self
+
+    @model_validator(mode="after")
+    def _stats_name_the_layouts_bones(self) -> Manifest:
+        if self.input_stats is None:
+            return self
+        layout = self.layout
+        known = {
+            bone_name(layout.joint_names, b)
+            for b in person_bones(layout.bones, layout.num_joints, layout.persons)
+        }
+        unknown = sorted(set(self.input_stats.bone_share) - known)
+        if unknown:
+            raise ValueError(f"input_stats name bones that the layout lacks: {unknown}")
         return self
 
     @property
