@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from mrmp.skeleton import SBU_LAYOUT, DescriptorConfig, describe
+from mrmp.skeleton import FPHA_LAYOUT, SBU_LAYOUT, DescriptorConfig, describe
 from training.augment import AugmentConfig, crop_views, make_augment, person_swap, rotations
 from training.datasets import make_synthetic
 
@@ -127,3 +127,142 @@ def test_crop_views_with_crop_min_one_are_the_whole_sequence():
     views = crop_views(seqs, cfg, SBU_LAYOUT.num_joints, views=4, crop_min=1.0, seed=0)
     for v in range(1, 4):
         torch.testing.assert_close(views[v], views[0])
+
+
+# Missing-detection views: what each corruption removes, and that the described view is the
+# sequence without it, made whole by the serving rule.
+
+
+def test_limbs_are_the_chains_from_each_end_joint_to_the_body():
+    from training.augment import limbs
+
+    sbu = limbs(SBU_LAYOUT)
+    names = SBU_LAYOUT.joint_names
+    arm = ("A_LEFT_HAND", "A_LEFT_ELBOW", "A_LEFT_SHOULDER")
+    assert tuple(names.index(n) for n in arm) in sbu
+    leg = ("B_RIGHT_FOOT", "B_RIGHT_KNEE", "B_RIGHT_HIP")
+    assert tuple(names.index(n) for n in leg) in sbu
+    assert len(sbu) == 10  # head, two arms, two legs, per person
+    assert all(len({j // 15 for j in limb}) == 1 for limb in sbu)  # never across persons
+    fingers = limbs(FPHA_LAYOUT)
+    assert sorted(fingers) == sorted(
+        tuple(FPHA_LAYOUT.joint_names.index(f"{f}{k}") for k in ("TIP", "DIP", "PIP", "MCP"))
+        for f in "TIMRP"
+    )
+
+
+def test_without_zeroes_exactly_the_given_frames_and_joints():
+    from training.augment import without
+
+    seq = _sequences()[0]
+    out = without(seq, frames=[1, 3], joints=[0, 5])
+    zero = (out == 0).all(axis=-1)
+    assert zero[np.ix_([1, 3], [0, 5])].all() and zero.sum() == 4
+    assert (without(seq, joints=[2]) == 0).all(axis=-1).sum() == len(seq)
+    assert (seq != 0).all()  # a copy: the input is left as it was
+
+
+def test_every_kth_frame():
+    from training.augment import every_kth
+
+    assert every_kth(9, 3).tolist() == [2, 5, 8]
+    assert every_kth(5, 2).tolist() == [1, 3]
+    with pytest.raises(ValueError, match="k must be >= 2"):
+        every_kth(5, 1)
+
+
+def test_a_dropped_frame_is_absent_from_the_described_sequence():
+    from training.augment import describe_observed, every_kth, without
+
+    cfg = DescriptorConfig(velocity=True, root_joint=(2, 17))
+    for seq in _sequences():
+        dropped = every_kth(len(seq), 3)
+        kept = np.setdiff1d(np.arange(len(seq)), dropped)
+        np.testing.assert_allclose(
+            describe_observed(without(seq, frames=dropped), SBU_LAYOUT, cfg),
+            describe(seq[kept], cfg),
+            rtol=1e-5,
+            atol=1e-6,
+        )
+
+
+def test_an_absent_person_or_limb_is_described_as_the_rule_fills_it():
+    from training.augment import describe_observed, person_joints, without
+
+    cfg = DescriptorConfig(velocity=True)
+    seq = _sequences()[0].astype(np.float64)
+    b = person_joints(SBU_LAYOUT, 1)
+    assert b.tolist() == list(range(15, 30))
+    # Person B collapses onto the mean of person A's joints, frame by frame.
+    filled = seq.copy()
+    filled[:, b] = seq[:, :15].mean(axis=1, keepdims=True)
+    np.testing.assert_allclose(
+        describe_observed(without(seq, joints=b), SBU_LAYOUT, cfg), describe(filled, cfg), atol=1e-5
+    )
+    # A's left arm (hand, elbow, shoulder) sits at the neck, its nearest observed joint.
+    arm = [5, 4, 3]
+    filled = seq.copy()
+    filled[:, arm] = seq[:, [1]]
+    np.testing.assert_allclose(
+        describe_observed(without(seq, joints=arm), SBU_LAYOUT, cfg),
+        describe(filled, cfg),
+        atol=1e-5,
+    )
+
+
+@pytest.mark.parametrize("layout", [SBU_LAYOUT, FPHA_LAYOUT])
+def test_each_random_corruption_removes_what_its_kind_says(layout):
+    from training.augment import MAX_JOINTS_LOST, corrupt_at_random, limbs
+
+    ds = make_synthetic(layout, num_classes=2, per_class=3, seed=1)
+    rng = np.random.default_rng(0)
+    per = layout.num_joints // layout.persons
+    kinds = set()
+    for _ in range(20):
+        for seq in ds.sequences:
+            kind, out = corrupt_at_random(seq, layout, rng)
+            kinds.add(kind)
+            lost = (out == 0).all(axis=-1)
+            assert (out[~lost] == seq[~lost]).all()  # nothing else moved
+            frames, joints = lost.all(axis=1), lost.all(axis=0)
+            if kind == "frames":
+                assert lost.sum() == frames.sum() * layout.num_joints  # whole frames only
+                assert 0 <= frames.sum() <= len(seq) // 2 + 1 and not frames.all()
+            elif kind == "person":
+                assert lost.sum() == len(seq) * per
+                assert any(joints[p * per : (p + 1) * per].all() for p in range(layout.persons))
+            elif kind == "limb":
+                assert tuple(np.flatnonzero(joints)) in {tuple(sorted(li)) for li in limbs(layout)}
+                assert lost.sum() == joints.sum() * len(seq)
+            else:
+                assert kind == "joints"
+                assert (~lost).sum() > 0 and lost.mean() <= MAX_JOINTS_LOST + 1e-9
+    assert kinds == (
+        {"frames", "person", "limb", "joints"}
+        if layout.persons > 1
+        else {"frames", "limb", "joints"}
+    )
+
+
+def test_missing_views_follow_the_whole_and_crop_views_and_are_drawn_from_the_seed():
+    from training.augment import missing_views, training_views
+    from training.train import TrainConfig
+
+    seqs = _sequences()
+    cfg = DescriptorConfig(chunks=3)
+    views = training_views(seqs, SBU_LAYOUT, cfg, TrainConfig(missing_views=3))
+    assert views.shape == (4, len(seqs), 30, 9)
+    np.testing.assert_array_equal(views[0].numpy(), np.stack([describe(s, cfg) for s in seqs]))
+    with_crops = training_views(
+        seqs, SBU_LAYOUT, cfg, TrainConfig(missing_views=3, temporal_crops=2)
+    )
+    assert with_crops.shape[0] == 5
+    torch.testing.assert_close(with_crops[2:], views[1:])  # the same missing views after the crop
+    again = missing_views(seqs, SBU_LAYOUT, cfg, 3, seed=0)
+    torch.testing.assert_close(again, views[1:])
+    other = missing_views(seqs, SBU_LAYOUT, cfg, 3, seed=1)
+    assert not torch.equal(other, again)
+    # Off by default: no views beyond the whole sequence.
+    assert training_views(seqs, SBU_LAYOUT, cfg, TrainConfig()).shape[0] == 1
+    with pytest.raises(ValueError, match="missing_views must be >= 0"):
+        TrainConfig(missing_views=-1)

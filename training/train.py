@@ -60,6 +60,11 @@ class TrainConfig:
     # views drawn at random, so the steps per epoch do not change.
     temporal_crops: int = 1
     crop_min: float = 0.8
+    # Missing-detection views [ours]: missing_views more views of each training sequence, each
+    # with detections removed as sensors lose them (frames, a person, a limb, scattered joints),
+    # filled by the serving rule and described (training.augment.missing_views); drawn as the
+    # crop views are.
+    missing_views: int = 0
     sigma_start: float = 1.0
     sigma_end: float = 100.0
     seed: int = 0
@@ -77,6 +82,8 @@ class TrainConfig:
             )
         if self.temporal_crops < 1:
             raise ValueError(f"temporal_crops must be >= 1, got {self.temporal_crops}")
+        if self.missing_views < 0:
+            raise ValueError(f"missing_views must be >= 0, got {self.missing_views}")
         if not 0.0 < self.crop_min <= 1.0:
             raise ValueError(f"crop_min must lie in (0, 1], got {self.crop_min}")
         if self.method == "dense":
