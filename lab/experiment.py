@@ -15,7 +15,7 @@ from mrmp.manifest import InputContract, LayoutInfo
 from mrmp.priors import get_prior
 from mrmp.rates import MODES
 from mrmp.skeleton import DescriptorConfig, describe_batch
-from training.augment import AugmentConfig, crop_views, make_augment
+from training.augment import AugmentConfig, make_augment, training_views
 from training.datasets import SkeletonDataset, load_dataset
 from training.evaluate import RATE_GRID, evaluate_rates
 from training.train import TrainConfig, train
@@ -100,18 +100,13 @@ def train_config(data: Data, **overrides: Any) -> TrainConfig:
 
 def fit(data: Data, model: LatentGCN, test_fold: int | None, cfg: TrainConfig, **kw: Any) -> None:
     """`train` on every fold but `test_fold` (None: all data), with the configuration's
-    augmentation built for the dataset's layout and, with temporal crops, its crop views."""
+    augmentation built for the dataset's layout and, with temporal crops or missing-detection
+    views, those views."""
     x, y, _, _ = data.split(test_fold)
-    if cfg.temporal_crops > 1:
+    if cfg.temporal_crops > 1 or cfg.missing_views > 0:
         train_part, _ = data.indices(test_fold)
-        x = crop_views(
-            [data.dataset.sequences[i] for i in train_part],
-            data.descriptor,
-            data.dataset.layout.num_joints,
-            cfg.temporal_crops,
-            cfg.crop_min,
-            cfg.seed,
-        )
+        sequences = [data.dataset.sequences[i] for i in train_part]
+        x = training_views(sequences, data.dataset.layout, data.descriptor, cfg)
     augment = make_augment(AugmentConfig(**cfg.augment), data.dataset.layout, data.descriptor)
     train(model, x, y, cfg, augment=augment, **kw)
 
