@@ -96,3 +96,42 @@ def test_unknown_prior_is_refused(store):
     (store / MANIFEST).write_text(json.dumps(m))
     with pytest.raises(StoreError, match=r"manifest\.json: prior: unknown prior 'cauchy'"):
         load_model(store)
+
+
+def test_the_manifest_states_the_input_contract(store):
+    _, manifest = load_model(store)
+    layout = manifest.layout
+    assert layout.bones and all(0 <= j < layout.num_joints for bone in layout.bones for j in bone)
+    assert (layout.frame.up, layout.frame.handedness) == ("+y", "right")
+    assert "(0, 0, 0)" in manifest.input.missing
+    assert "translation" in manifest.input.position and "unit" in manifest.input.units
+
+
+def test_a_manifest_of_format_1_is_refused_naming_the_versions(store):
+    m = json.loads((store / MANIFEST).read_text())
+    m["format_version"] = 1
+    for key in ("bones", "frame"):
+        del m["layout"][key]
+    del m["input"]
+    (store / MANIFEST).write_text(json.dumps(m))
+    with pytest.raises(StoreError, match=r"manifest\.json: format_version 1 is not 2"):
+        load_model(store)
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda m: m["layout"].pop("frame"), r"missing keys layout\.frame"),
+        (lambda m: m.pop("input"), r"missing keys input"),
+        (lambda m: m["layout"]["frame"].update(up="up"), r"layout\.frame\.up: Input should be"),
+        (lambda m: m["layout"]["frame"].update(handedness="both"), r"layout\.frame\.handedness"),
+        (lambda m: m["layout"]["bones"].append([3, 30]), r"bones \[\(3, 30\)\] are not pairs"),
+        (lambda m: m["layout"]["bones"].append([4, 4]), r"bones \[\(4, 4\)\] are not pairs"),
+    ],
+)
+def test_a_bad_input_contract_is_refused(store, change, message):
+    m = json.loads((store / MANIFEST).read_text())
+    change(m)
+    (store / MANIFEST).write_text(json.dumps(m))
+    with pytest.raises(StoreError, match=rf"manifest\.json: .*{message}"):
+        load_model(store)
