@@ -266,3 +266,10 @@ def test_missing_views_follow_the_whole_and_crop_views_and_are_drawn_from_the_se
     assert training_views(seqs, SBU_LAYOUT, cfg, TrainConfig()).shape[0] == 1
     with pytest.raises(ValueError, match="missing_views must be >= 0"):
         TrainConfig(missing_views=-1)
+
+
+def test_a_run_without_missing_views_records_the_settings_of_runs_before_the_option():
+    from training.train import TrainConfig
+
+    assert "missing_views" not in TrainConfig().to_dict()
+    assert TrainConfig(missing_views=2).to_dict()["missing_views"] == 2

@@ -91,7 +91,12 @@ class TrainConfig:
         self.rates = tuple(float(r) for r in self.rates)
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        """The settings as a manifest records them; missing_views only when on, so a run
+        without it records what runs made before the option did."""
+        settings = asdict(self)
+        if not self.missing_views:
+            del settings["missing_views"]
+        return settings
 
 
 # A label-preserving transform of a batch of descriptors (B, J, F), given a generator.
