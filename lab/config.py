@@ -90,8 +90,16 @@ class MrmpSettings(_Strict):
     rate_jitter: bool
     top_rate_every_step: bool  # the sandwich rule
     kl_weight: float = Field(ge=0)
+    # Missing-detection views of each training sequence (TrainConfig.missing_views); 0 (off)
+    # is held as None, so that units trained without the option keep their settings hash.
+    missing_views: int | None = Field(None, ge=0, serialization_alias="mrmp_missing_views")
     # Not a unit setting: each prior is a unit of its own; SRMP uses the best of these.
     priors: tuple[str, ...] = Field(tuple(PRIORS), min_length=1, exclude=True)
+
+    @field_validator("missing_views")
+    @classmethod
+    def _off_is_none(cls, views: int | None) -> int | None:
+        return views or None
 
     @field_validator("priors")
     @classmethod

@@ -166,6 +166,7 @@ class Reproduction:
             rate_jitter=settings.rate_jitter,
             always_top_rate=settings.top_rate_every_step,
             kl_weight=settings.kl_weight,
+            missing_views=settings.missing_views or 0,
             seed=SEED,
         )
 
