@@ -1,5 +1,6 @@
-"""`mrmp train | eval | reproduce | ablate | serve | release`: the command line over the lab,
-training and the service (`serve` is `service.cli`'s, also installed alone as `mrmp-serve`)."""
+"""`mrmp train | eval | reproduce | ablate | robustness | serve | release`: the command line
+over the lab, training and the service (`serve` is `service.cli`'s, also installed alone as
+`mrmp-serve`)."""
 
 from __future__ import annotations
 
@@ -275,6 +276,62 @@ def ablate_cmd(
     table = ablation_table(results)
     (out / f"ablation_{exp.dataset}.md").write_text(table)
     typer.echo(table)
+
+
+@app.command("robustness")
+def robustness_cmd(
+    config: Annotated[Path, typer.Option(help=_CONFIG_HELP)],
+    folds: Annotated[str, typer.Option(help="comma-separated test folds")] = "0",
+    epochs: Annotated[
+        int | None, typer.Option(help="MRMP epochs of both models (default: the config's)")
+    ] = None,
+    missing_views: Annotated[
+        int, typer.Option(help="missing-detection views of the second model")
+    ] = 4,
+    prior: Annotated[str, typer.Option(help="MRMP prior of both models")] = "gaussian",
+    rates: Annotated[str, typer.Option(help="comma-separated rates (prior mode)")] = "0.5,0.9",
+    out: Annotated[Path, typer.Option(help="results folder")] = Path("docs/results"),
+    work: Annotated[
+        Path | None,
+        typer.Option(help="resumable work folder (default docs/results/robustness/<dataset>)"),
+    ] = None,
+    threads: Annotated[int | None, typer.Option(help="torch intra-op threads")] = None,
+    data_dir: str | None = None,
+) -> None:
+    """Accuracy under missing detections (frames, a person, hands, scattered joints dropped,
+    then filled as serving fills them) of the protocol's MRMP and of MRMP trained with
+    missing-detection views (resumable): writes <out>/robustness_<dataset>.json and .md."""
+    from lab.robustness import Robustness
+
+    exp = _experiment("robustness", config)
+    if threads:
+        torch.set_num_threads(threads)
+    fold_list = tuple(int(f) for f in folds.split(","))
+    if not set(fold_list) <= set(exp.protocol.test_folds):
+        raise typer.BadParameter(f"folds for {exp.dataset} are {exp.protocol.test_folds}")
+    epochs = epochs or exp.mrmp.epochs
+    if epochs < 1 or missing_views < 1:
+        raise typer.BadParameter("epochs and missing-views must be >= 1")
+    options = ["--folds", folds, "--epochs", str(epochs), "--missing-views", str(missing_views)]
+    options += ["--prior", prior, "--rates", rates]
+    try:
+        robustness = Robustness(
+            exp,
+            work or Path("docs/results/robustness") / exp.dataset,
+            models={"protocol": 0, "missing views": missing_views},
+            epochs=epochs,
+            prior=prior,
+            rates=_rates(rates, ()),
+            data_dir=data_dir,
+            log=typer.echo,
+        )
+        results = robustness.run(
+            fold_list, out, _experiment_command("robustness", config, *options)
+        )
+    except ValueError as e:
+        typer.echo(f"mrmp robustness: {e}", err=True)
+        raise typer.Exit(2) from None
+    typer.echo((out / f"robustness_{results['dataset']}.md").read_text())
 
 
 app.command("serve")(serve_cmd)
