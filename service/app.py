@@ -27,6 +27,7 @@ from service.errors import (
     UnknownEndpointError,
 )
 from service.host import ModelHost
+from service.input_rules import InputRules
 from service.lifecycle import DRAINING
 from service.metrics import Metrics
 from service.responses import json_response
@@ -97,7 +98,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.metrics = metrics
     app.state.host = host
-    app.state.plane = DataPlane(host, metrics)
+    app.state.plane = DataPlane(host, metrics, InputRules.of(host.manifest, settings))
     app.state.is_ready = lambda: host.ready.is_set() and not DRAINING.is_set()
     app.include_router(routes_v1.router)
     app.include_router(routes_v2.router)

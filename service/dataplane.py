@@ -1,4 +1,5 @@
-"""The one request path of both protocols: validate -> resolve -> run -> answer.
+"""The one request path of both protocols: validate -> resolve -> make whole and describe ->
+run -> answer (with each sequence's warnings).
 
 A protocol module (v1 JSON in `routes_v1`, the V2 codec in `v2_codec`) decodes its body into an
 `InferenceRequest` and encodes the `Answer`; everything between is here, once.
@@ -14,9 +15,20 @@ from dataclasses import dataclass
 import numpy as np
 
 from mrmp.skeleton import SkeletonError, describe
-from mrmp.skeleton.descriptor import NonFiniteSkeletonError
-from service.errors import BadShapeError, NonFiniteError
+from mrmp.skeleton.descriptor import (
+    NonFiniteSkeletonError,
+    SkeletonNoExtentError,
+    SkeletonUnderflowError,
+)
+from service.errors import (
+    ApiError,
+    BadShapeError,
+    NoExtentError,
+    NonFiniteError,
+    UnderflowError,
+)
 from service.host import ModelHost, Served
+from service.input_rules import InputRules, InputWarning
 from service.metrics import Metrics
 from service.policy import Ask, Choice, degrade, resolve
 
@@ -33,9 +45,11 @@ class InferenceRequest:
 
 @dataclass(frozen=True)
 class Answer:
-    """What served a request and what it gave: `logits` (B, classes) float32; times in s."""
+    """What served a request and what it gave: `logits` (B, classes) float32; `warnings` per
+    sequence (service.input_rules); times in s."""
 
     logits: np.ndarray
+    warnings: list[list[InputWarning]]
     choice: Choice
     served: Served
     tier: str | None
@@ -64,16 +78,25 @@ class Answer:
         }
 
 
+# The descriptor's refusals, by type: each names its sequence.
+_REFUSALS: tuple[tuple[type[SkeletonError], type[ApiError]], ...] = (
+    (NonFiniteSkeletonError, NonFiniteError),
+    (SkeletonUnderflowError, UnderflowError),
+    (SkeletonNoExtentError, NoExtentError),
+    (SkeletonError, BadShapeError),  # shape, and overflow
+)
+
+
 class DataPlane:
-    def __init__(self, host: ModelHost, metrics: Metrics) -> None:
-        self.host, self.metrics = host, metrics
+    def __init__(self, host: ModelHost, metrics: Metrics, rules: InputRules) -> None:
+        self.host, self.metrics, self.rules = host, metrics, rules
 
     async def infer(self, request: InferenceRequest) -> Answer:
         """Resolve the network (the policy, then degradation under load), describe the
         sequences, run; raises the request's ApiError when it is refused."""
         host = self.host
         choice = resolve(request.ask, host.policy, host.table.measured(), len(request.sequences))
-        x = self.describe(request.sequences)
+        x, warnings = self.describe(request.sequences)
         prepared = time.perf_counter()
         await asyncio.sleep(0)  # let queued requests start, so the in-flight count sees them
         choice = degrade(choice, host.policy, self.metrics.active)
@@ -89,6 +112,7 @@ class DataPlane:
         host.record_observed(served)
         return Answer(
             logits=logits,
+            warnings=warnings,
             choice=choice,
             served=served,
             tier=host.tier_of(served.key),
@@ -98,16 +122,21 @@ class DataPlane:
             inference_s=inference_s,
         )
 
-    def describe(self, sequences: Sequence[np.ndarray]) -> np.ndarray:
-        """(B, J, F) float32 descriptors; a sequence that cannot be described is refused,
-        named by its index."""
+    def describe(
+        self, sequences: Sequence[np.ndarray]
+    ) -> tuple[np.ndarray, list[list[InputWarning]]]:
+        """(B, J, F) float32 descriptors of the sequences made whole (service.input_rules),
+        and each one's warnings; a sequence that cannot be described is refused, named by its
+        index."""
         host = self.host
         x = np.empty((len(sequences), *host.input_shape), dtype=np.float32)
+        warnings = []
         for i, seq in enumerate(sequences):
+            whole, warned = self.rules.apply(seq, i)
+            warnings.append(warned)
             try:
-                x[i] = describe(seq, host.descriptor, host.num_joints)
-            except NonFiniteSkeletonError as e:
-                raise NonFiniteError(f"sequence {i}: {e}") from None
+                x[i] = describe(whole, host.descriptor, host.num_joints)
             except SkeletonError as e:
-                raise BadShapeError(f"sequence {i}: {e}") from None
-        return x
+                refusal = next(api for core, api in _REFUSALS if isinstance(e, core))
+                raise refusal(f"sequence {i}: {e}") from None
+        return x, warnings

@@ -74,6 +74,30 @@ class NonFiniteError(ApiError):
     reason = "non_finite"
 
 
+class NoSkeletonError(ApiError):
+    """A sequence in which no joint is observed: every joint of every frame at (0, 0, 0)."""
+
+    reason = "no_skeleton"
+
+
+class NoExtentError(ApiError):
+    """A sequence whose observed joints are all at one point: no skeleton to normalize."""
+
+    reason = "no_extent"
+
+
+class UnderflowError(ApiError):
+    """Coordinates whose spread is too small to normalize (its square underflows)."""
+
+    reason = "underflow"
+
+
+class TooShortError(ApiError):
+    """Fewer frames than min_frames, when the settings refuse short sequences."""
+
+    reason = "too_short"
+
+
 class UnknownFieldError(ApiError):
     reason = "unknown_field"
 

@@ -73,9 +73,9 @@ def encode_classify(answer: Answer, top_k: int, host: ModelHost) -> dict[str, ob
     order = np.argsort(-probs, axis=1, kind="stable")[:, :top_k]
     names = host.class_names
     predictions = []
-    for row, idx in zip(probs, order, strict=True):
+    for row, idx, warnings in zip(probs, order, answer.warnings, strict=True):
         top = [{"label": names[i], "class_index": int(i), "score": float(row[i])} for i in idx]
-        predictions.append({**top[0], "top_k": top})
+        predictions.append({**top[0], "top_k": top, "warnings": warnings})
     choice = answer.choice
     return {
         "model": host.name,
@@ -121,8 +121,10 @@ async def ping() -> Response:
 
 
 @router.get("/model")
-async def model_info(host: HostDep, settings: SettingsDep) -> Response:
-    """The manifest's public part: classes, input layout, rate range, seen rates, tiers."""
+async def model_info(host: HostDep, plane: PlaneDep, settings: SettingsDep) -> Response:
+    """The manifest's public part: classes, the input contract (layout: joints, persons,
+    bones, coordinate frame; input: units, position, missing joints, min_frames), rate range,
+    seen rates, tiers."""
     m = host.manifest
     return json_response(
         {
@@ -131,6 +133,7 @@ async def model_info(host: HostDep, settings: SettingsDep) -> Response:
             "dataset": m.dataset,
             "class_names": host.class_names,
             "layout": m.layout.model_dump(),
+            "input": plane.rules.public(),
             "descriptor": m.descriptor,
             "method": m.method,
             "prior": m.prior,

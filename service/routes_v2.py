@@ -7,6 +7,7 @@ from __future__ import annotations
 import time
 from typing import Annotated
 
+import orjson
 from fastapi import APIRouter, Depends, Request, Response
 
 from service.dataplane import DataPlane
@@ -14,6 +15,7 @@ from service.decoding import read_body
 from service.dependencies import HostDep, PlaneDep, ReadyDep, SettingsDep
 from service.errors import UnknownModelError
 from service.host import ModelHost
+from service.input_rules import InputRules
 from service.responses import ERROR_RESPONSES, json_response
 from service.schemas import V2InferAnswer, V2InferBody, request_body
 from service.settings import Settings
@@ -67,8 +69,12 @@ async def ready(ok: ReadyDep) -> Response:
     return json_response({"ready": ok}, 200 if ok else 503)
 
 
-def _metadata(host: ModelHost) -> dict[str, object]:
+def _metadata(host: ModelHost, rules: InputRules) -> dict[str, object]:
+    """The model's tensors, and in `parameters` (strings: V2 parameters are bool, number or
+    string) the classes and the input contract: joint names, persons, bones and coordinate
+    frame of the layout, and the input rules, the last three as JSON."""
     j, c = host.num_joints, len(host.class_names)
+    layout = host.manifest.layout
     return {
         "name": host.name,
         "versions": [host.version],
@@ -80,18 +86,25 @@ def _metadata(host: ModelHost) -> dict[str, object]:
             {"name": "class_index", "datatype": "INT64", "shape": [-1]},
             {"name": "label", "datatype": "BYTES", "shape": [-1]},
         ],
-        "parameters": {"class_names": ",".join(host.class_names)},
+        "parameters": {
+            "class_names": ",".join(host.class_names),
+            "joint_names": ",".join(layout.joint_names),
+            "persons": str(layout.persons),
+            "bones": orjson.dumps(layout.bones).decode(),
+            "frame": orjson.dumps(layout.frame.model_dump()).decode(),
+            "input": orjson.dumps(rules.public()).decode(),
+        },
     }
 
 
 @router.get("/models/{name}", responses=ERROR_RESPONSES)
-async def model_metadata(host: NamedModel) -> Response:
-    return json_response(_metadata(host))
+async def model_metadata(host: NamedModel, plane: PlaneDep) -> Response:
+    return json_response(_metadata(host, plane.rules))
 
 
 @router.get("/models/{name}/versions/{version}", responses=ERROR_RESPONSES)
-async def model_version_metadata(host: VersionedModel) -> Response:
-    return json_response(_metadata(host))
+async def model_version_metadata(host: VersionedModel, plane: PlaneDep) -> Response:
+    return json_response(_metadata(host, plane.rules))
 
 
 @router.get("/models/{name}/ready", responses=ERROR_RESPONSES)

@@ -14,12 +14,27 @@ from pydantic import BaseModel, ConfigDict, Field
 from mrmp.rates import Mode
 from service.policy import ChosenBy
 
+# The input contract, as GET /v1/model and the V2 model metadata state it.
+SEQUENCES = (
+    "skeleton sequences, each T frames x J joints x 3 (x, y, z): joints in the order of "
+    "GET /v1/model's layout.joint_names (its persons one after another), coordinates in the "
+    "layout's frame (layout.frame: the sensor's own axes); any unit (the same for x, y and z) "
+    "and any position serve alike. A joint at exactly (0, 0, 0) is a missing detection: "
+    "filled as the model was trained to (frames with no joint dropped, gaps interpolated, "
+    "joints never seen at their nearest observed joint, a person never seen at the others' "
+    "mean) and listed in the prediction's warnings; a sequence with no joint observed is a "
+    "422, as is one with all joints at one point. Fewer frames than input.min_frames are "
+    "answered with a warning (or refused, as input.short_sequences says)."
+)
+
 
 class ClassifyBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     sequences: list[list[list[list[float]]]] = Field(
-        ..., min_length=1, description="skeleton sequences, each T frames x J joints x 3"
+        ...,
+        min_length=1,
+        description=SEQUENCES,
     )
     rate: float | Literal["auto"] | None = Field(
         None,
@@ -46,8 +61,38 @@ class TopK(BaseModel):
     score: float
 
 
+class InputWarning(BaseModel):
+    """What of a sequence was not what the model knows; the specifics depend on the code."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    code: Literal[
+        "dropped_frames", "missing_persons", "missing_joints", "few_frames", "unusual_proportions"
+    ]
+    message: str
+    dropped: int | None = Field(None, description="dropped_frames: frames with no joint seen")
+    frames: int | None = Field(
+        None, description="dropped_frames: frames sent; few_frames: frames described"
+    )
+    persons: list[int] | None = Field(None, description="missing_persons: 0-based persons")
+    absent: list[str] | None = Field(None, description="missing_joints: never observed")
+    partial: list[str] | None = Field(
+        None, description="missing_joints: missing in some frames (interpolated)"
+    )
+    min_frames: int | None = Field(None, description="few_frames: the server's min_frames")
+    bones: list[dict[str, Any]] | None = Field(
+        None,
+        description='unusual_proportions: {"bone", "share", "range"} of each bone whose share '
+        "of its person's summed bone length lies outside the range seen in training",
+    )
+
+
 class Prediction(TopK):
     top_k: list[TopK]
+    warnings: list[InputWarning] = Field(
+        description="empty when the input is what the model knows: missing joints, persons or "
+        "frames, too few frames, unusual proportions"
+    )
 
 
 class Timings(BaseModel):
@@ -122,7 +167,10 @@ class V2InferBody(BaseModel):
     parameters: dict[str, Any] | None = Field(
         None, description='serving options: {"rate": 0.9} or {"tier": "fast"}, "mode"'
     )
-    inputs: list[V2Tensor]
+    inputs: list[V2Tensor] = Field(
+        description='one tensor "skeleton", FP32 (or FP64), [batch, frames, joints, 3]: '
+        + SEQUENCES[SEQUENCES.index("joints in") :]
+    )
     outputs: list[V2Output] | None = None
 
 
@@ -130,7 +178,10 @@ class V2InferAnswer(BaseModel):
     model_name: str
     model_version: str
     id: str | None = None
-    parameters: dict[str, Any]
+    parameters: dict[str, Any] = Field(
+        description="what served the request (the v1 answer's fields), and `warnings`: a JSON "
+        "string, the list of each sequence's warnings (as in v1's predictions)"
+    )
     outputs: list[V2Tensor]
 
 

@@ -75,6 +75,19 @@ class Settings(BaseSettings):
     max_frames: int = Field(4096, ge=1)
     max_top_k: int = Field(10, ge=1)
 
+    missing_nan: bool = Field(
+        False, description="a joint with a NaN coordinate is missing, like (0, 0, 0), not a 422"
+    )
+    min_frames: int = Field(
+        10,
+        ge=1,
+        description="sequences with fewer frames (after dropping frames with no joint) are "
+        "answered with a warning; 10 is the shortest SBU training sequence",
+    )
+    refuse_short: bool = Field(
+        False, description="refuse (422) a sequence shorter than min_frames instead of warning"
+    )
+
     torch_threads: int = Field(1, ge=1)
     onnx_threads: int = Field(1, ge=1)
     rate_label_step: float = Field(0.01, gt=0, le=1, description="grid of the `rate` label")

@@ -1,7 +1,9 @@
 """The V2 codec (KServe / Triton open inference protocol): an inference request's JSON and its
 binary tensor extension in, the answer's tensors out (JSON, or a JSON header followed by the
 binary tensors). The serving fields travel in `parameters`: {"rate": 0.9} or {"tier": "fast"},
-and optionally {"mode": "exact"}."""
+and optionally {"mode": "exact"}; the answer's `parameters` say what served it, and hold in
+"warnings" the JSON list of each sequence's warnings (V2 parameters are bool, number or string).
+"""
 
 from __future__ import annotations
 
@@ -171,6 +173,7 @@ def encode_infer(answer: Answer, req: V2Request, host: ModelHost) -> Response:
         params["rate_asked"] = answer.choice.rate_asked
     if answer.tier is not None:
         params["tier"] = answer.tier
+    params["warnings"] = orjson.dumps(answer.warnings).decode()  # per sequence, a JSON list
     outputs, blobs = [], []
     for name in req.outputs:
         arr, datatype = tensors[name]

@@ -6,10 +6,18 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from mrmp.skeleton.descriptor import NonFiniteSkeletonError, SkeletonOverflowError
+from mrmp.skeleton.descriptor import (
+    NonFiniteSkeletonError,
+    SkeletonNoExtentError,
+    SkeletonOverflowError,
+    SkeletonShapeError,
+    SkeletonUnderflowError,
+)
+from mrmp.skeleton.missing import NoSkeletonError
 from service import errors
 from service.errors import ApiError
 from tests.service_helpers import ready_client, sequence
@@ -26,6 +34,10 @@ EXPECTED = {
     errors.InvalidRequestError: (422, "invalid_input"),
     errors.BadShapeError: (422, "bad_shape"),
     errors.NonFiniteError: (422, "non_finite"),
+    errors.NoSkeletonError: (422, "no_skeleton"),
+    errors.NoExtentError: (422, "no_extent"),
+    errors.UnderflowError: (422, "underflow"),
+    errors.TooShortError: (422, "too_short"),
     errors.UnknownFieldError: (422, "unknown_field"),
     errors.EmptyInputError: (422, "empty"),
     errors.TooLongError: (422, "too_long"),
@@ -73,6 +85,9 @@ def _errors_total(client) -> dict[str, float]:
     return {s.labels["reason"]: s.value for s in family.samples if s.name.endswith("_total")}
 
 
+TINY = (np.random.default_rng(0).standard_normal((12, 30, 3)) * 1e-300).tolist()
+
+
 def _body(**fields) -> bytes:
     return json.dumps({"sequences": [sequence(frames=4)], **fields}).encode()
 
@@ -96,6 +111,9 @@ def _body(**fields) -> bytes:
         ("/v1/classify", b'{"sequences": []}', "empty"),
         ("/v1/classify", b'{"sequences": [[[[1, 2, 3]]]]}', "bad_shape"),
         ("/v1/classify", b'{"sequences": [[[[NaN, 2, 3]]]]}', "bad_shape"),  # 1 joint, not 30
+        ("/v1/classify", json.dumps({"sequences": [[[[0, 0, 0]] * 30]]}).encode(), "no_skeleton"),
+        ("/v1/classify", json.dumps({"sequences": [[[[1, 2, 3]] * 30]]}).encode(), "no_extent"),
+        ("/v1/classify", json.dumps({"sequences": [TINY]}).encode(), "underflow"),
         ("/v2/models/other/infer", b"{}", "no_model"),
         ("/v2/models/synthetic-mrmp/infer", b'{"inputs": [{"name": "x"}]}', "bad_input_name"),
         ("/v2/models/synthetic-mrmp/infer", b'{"inputs": [], "id": 1}', "bad_id"),
@@ -116,6 +134,9 @@ def test_each_refused_request_counts_its_reason(client, path, body, reason):
     [
         (NonFiniteSkeletonError("coordinates out of this world"), "non_finite"),
         (SkeletonOverflowError("NaN or Inf"), "bad_shape"),  # the words of another condition
+        (SkeletonUnderflowError("too large"), "underflow"),
+        (SkeletonNoExtentError("underflow"), "no_extent"),
+        (SkeletonShapeError("no extent"), "bad_shape"),
     ],
 )
 def test_descriptor_errors_are_mapped_by_type_not_by_words(client, monkeypatch, raised, reason):
@@ -127,6 +148,18 @@ def test_descriptor_errors_are_mapped_by_type_not_by_words(client, monkeypatch, 
     r = client.post("/v1/classify", content=_body())
     assert r.status_code == 422 and str(raised) in r.json()["error"]
     assert _errors_total(client)[reason] == before.get(reason, 0) + 1
+
+
+def test_no_skeleton_is_mapped_by_type_not_by_words(client, monkeypatch):
+    def refuse(*args, **kwargs):
+        raise NoSkeletonError("overflow: spread too small")
+
+    monkeypatch.setattr("mrmp.skeleton.missing.fill_missing", refuse)
+    before = _errors_total(client)
+    r = client.post("/v1/classify", content=_body())
+    assert r.status_code == 422
+    assert r.json() == {"error": "sequence 0: overflow: spread too small"}
+    assert _errors_total(client)["no_skeleton"] == before.get("no_skeleton", 0) + 1
 
 
 def test_policy_errors_are_mapped_by_type_not_by_words(client, monkeypatch):

@@ -30,7 +30,14 @@ coordinate = st.one_of(
 )
 joint = st.lists(coordinate, min_size=0, max_size=4)
 frame = st.one_of(st.lists(joint, min_size=29, max_size=31), st.lists(joint, max_size=3))
-sequence = st.lists(frame, max_size=3)
+# Regular (T, 30, 3) sequences of joints missing, tiny, huge or at one point.
+special_joint = st.sampled_from(
+    [[0, 0, 0], [0.0, -0.0, 0.0], [1, 2, 3], [1e-300, 0, 1e-300], [5e-320, 1e-310, 0], [1e300] * 3]
+)
+regular = st.integers(1, 12).flatmap(
+    lambda t: st.lists(st.lists(special_joint, min_size=30, max_size=30), min_size=t, max_size=t)
+)
+sequence = st.one_of(st.lists(frame, max_size=3), regular)
 classify_bodies = st.fixed_dictionaries(
     {"sequences": st.one_of(st.lists(sequence, max_size=3), json_values)},
     optional={
@@ -47,7 +54,11 @@ tensor = st.fixed_dictionaries(
         "shape": st.one_of(st.lists(st.integers(-1, 31), max_size=5), json_values),
         "datatype": st.one_of(st.sampled_from(["FP32", "FP64", "INT8", "BYTES"]), json_values),
     },
-    optional={"data": st.one_of(st.lists(coordinate, max_size=200), json_values)},
+    optional={
+        "data": st.one_of(
+            st.lists(coordinate, max_size=200), st.lists(special_joint, max_size=90), json_values
+        )
+    },
 )
 infer_bodies = st.fixed_dictionaries(
     {"inputs": st.one_of(st.lists(tensor, max_size=2), json_values)},

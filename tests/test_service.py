@@ -59,6 +59,7 @@ def test_classify_answers_per_sequence_and_states_what_served_it(client, synthet
         assert p["label"] == manifest.class_names[p["class_index"]]
         assert p["score"] == pytest.approx(float(row.max()), abs=1e-5)
         assert [t["class_index"] for t in p["top_k"]] == list(np.argsort(-row)[:2])
+        assert p["warnings"] == []  # nothing missing, 12 frames
     assert set(a["timings"]) == {"parse_ms", "derive_ms", "inference_ms", "total_ms"}
     # The same rate again comes from the cache.
     again = client.post("/v1/classify", json={"sequences": seqs, "rate": 0.9312}).json()

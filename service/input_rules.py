@@ -1,0 +1,204 @@
+"""The input contract applied to each sequence of a request, before it is described: missing
+detections filled by the core's rule (mrmp/skeleton/missing.py), too-short sequences flagged or
+refused, proportions checked against what training saw; and the sequence's warnings, which say
+in the answer what of the input was not what the model knows.
+
+A warning is {"code": ..., "message": ...} plus its specifics:
+- `dropped_frames`: `dropped` of `frames` frames had no joint observed;
+- `missing_persons`: `persons` (0-based) never observed;
+- `missing_joints`: joint names `absent` in every frame and `partial` (missing in some);
+- `few_frames`: `frames` described, fewer than `min_frames`;
+- `unusual_proportions`: `bones`, each {"bone", "share", "range"} outside the range seen.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from mrmp.manifest import Manifest
+from mrmp.skeleton import missing
+from mrmp.skeleton.proportions import bone_name, bone_shares, person_bones
+from service.errors import NoSkeletonError, TooShortError
+from service.settings import Settings
+
+InputWarning = dict[str, object]
+
+
+@dataclass(frozen=True)
+class ShareBounds:
+    """The bones whose share of their person's length is checked, and each one's (low, high)."""
+
+    bones: tuple[tuple[int, int], ...]
+    bounds: np.ndarray  # (len(bones), 2)
+
+
+@dataclass(frozen=True)
+class InputRules:
+    """The served layout's joints, persons and bones, the manifest's declared input contract,
+    and the settings' rules on missing and short input; `shares` None when the manifest
+    records no proportions to check against."""
+
+    joint_names: tuple[str, ...]
+    persons: int
+    bones: tuple[tuple[int, int], ...]
+    min_frames: int
+    refuse_short: bool
+    nan_is_missing: bool
+    declared: dict[str, str]  # the manifest's input contract: units, position, missing joints
+    shares: ShareBounds | None = None
+
+    @classmethod
+    def of(cls, manifest: Manifest, settings: Settings) -> InputRules:
+        layout = manifest.layout
+        names = tuple(layout.joint_names)
+        stats = manifest.input_stats
+        shares = None
+        if stats is not None:
+            checked = [
+                b
+                for b in person_bones(layout.bones, layout.num_joints, layout.persons)
+                if bone_name(names, b) in stats.bone_share
+            ]
+            bounds = np.array([stats.bone_share[bone_name(names, b)] for b in checked])
+            shares = ShareBounds(tuple(checked), bounds.reshape(-1, 2)) if checked else None
+        return cls(
+            joint_names=names,
+            persons=layout.persons,
+            bones=tuple(layout.bones),
+            min_frames=settings.min_frames,
+            refuse_short=settings.refuse_short,
+            nan_is_missing=settings.missing_nan,
+            declared=manifest.input.model_dump(),
+            shares=shares,
+        )
+
+    def public(self) -> dict[str, object]:
+        """The input rules a client must know (for /v1/model and the V2 metadata): the
+        manifest's and this server's."""
+        return {
+            **self.declared,
+            "min_frames": self.min_frames,
+            "short_sequences": "refused (422)" if self.refuse_short else "answered with a warning",
+            "nan_is_missing": self.nan_is_missing,
+        }
+
+    def apply(self, seq: np.ndarray, index: int) -> tuple[np.ndarray, list[InputWarning]]:
+        """Sequence `index` made whole ((T', J, 3), T' <= T) and its warnings; a sequence not
+        of the layout's (T, J, 3) shape is returned as it is, for the descriptor to refuse.
+        Raises NoSkeletonError (nothing observed) or TooShortError (refuse_short)."""
+        joints = len(self.joint_names)
+        if seq.ndim != 3 or seq.shape[0] == 0 or seq.shape[1:] != (joints, 3):
+            return seq, []
+        try:
+            x, report = missing.fill_missing(seq, self.persons, self.bones, self.nan_is_missing)
+        except missing.NoSkeletonError as e:
+            raise NoSkeletonError(f"sequence {index}: {e}") from None
+        warnings = [] if report.complete else self._missing(report)
+        frames = x.shape[0]
+        if frames < self.min_frames:
+            described = f"{frames} frame(s)" + (
+                f" ({len(report.dropped_frames)} of {report.frames} dropped)"
+                if report.dropped_frames
+                else ""
+            )
+            if self.refuse_short:
+                raise TooShortError(
+                    f"sequence {index}: {described}; this server refuses fewer than "
+                    f"{self.min_frames}"
+                )
+            warnings.append(
+                {
+                    "code": "few_frames",
+                    "message": f"{described}, fewer than min_frames ({self.min_frames}): "
+                    "too little motion for a confident answer",
+                    "frames": frames,
+                    "min_frames": self.min_frames,
+                }
+            )
+        if self.shares is not None:
+            warnings += self._proportions(self.shares, x, report)
+        return x, warnings
+
+    def _missing(self, report: missing.MissingReport) -> list[InputWarning]:
+        out: list[InputWarning] = []
+        names = self.joint_names
+        if report.dropped_frames:
+            n = len(report.dropped_frames)
+            out.append(
+                {
+                    "code": "dropped_frames",
+                    "message": f"{n} of {report.frames} frame(s) have no joint observed "
+                    "(all at (0, 0, 0)): described from the other frames",
+                    "dropped": n,
+                    "frames": report.frames,
+                }
+            )
+        per = len(names) // self.persons
+        if report.absent_persons:
+            who = ", ".join(
+                f"person {p} ({names[p * per]} to {names[(p + 1) * per - 1]})"
+                for p in report.absent_persons
+            )
+            out.append(
+                {
+                    "code": "missing_persons",
+                    "message": f"{who} not observed in any frame: placed at the observed "
+                    "joints' mean",
+                    "persons": list(report.absent_persons),
+                }
+            )
+        absent = [names[j] for j in report.absent_joints if j // per not in report.absent_persons]
+        partial = [names[j] for j in report.partial_joints]
+        if absent or partial:
+            parts = []
+            if absent:
+                parts.append(
+                    f"never observed, placed at their nearest observed joint along the bones: "
+                    f"{', '.join(absent)}"
+                )
+            if partial:
+                parts.append(f"missing in some frames, interpolated: {', '.join(partial)}")
+            out.append(
+                {
+                    "code": "missing_joints",
+                    "message": "joints " + "; ".join(parts),
+                    "absent": absent,
+                    "partial": partial,
+                }
+            )
+        return out
+
+    def _proportions(
+        self, shares: ShareBounds, x: np.ndarray, report: missing.MissingReport
+    ) -> list[InputWarning]:
+        """Bones whose share lies outside the range seen in training; persons with a joint
+        never observed are not checked (their filled joints make bones of length 0)."""
+        joints = len(self.joint_names)
+        per = joints // self.persons
+        incomplete = {j // per for j in report.absent_joints}
+        values = bone_shares(x, shares.bones, joints, self.persons)
+        low, high = shares.bounds[:, 0], shares.bounds[:, 1]
+        owner = np.array([a // per for a, _ in shares.bones])
+        outside = (values < low) | (values > high)
+        outside &= ~np.isin(owner, list(incomplete))
+        if not outside.any():
+            return []
+        bones = [
+            {
+                "bone": bone_name(self.joint_names, shares.bones[i]),
+                "share": round(float(values[i]), 4),
+                "range": [float(low[i]), float(high[i])],
+            }
+            for i in np.flatnonzero(outside)
+        ]
+        listed = ", ".join(f"{b['bone']} {b['share']} (seen {b['range']})" for b in bones)
+        return [
+            {
+                "code": "unusual_proportions",
+                "message": "bone length shares (of the person's summed bone length) outside "
+                f"the range seen in training: {listed}",
+                "bones": bones,
+            }
+        ]
