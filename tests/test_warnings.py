@@ -149,8 +149,9 @@ def test_numbers_that_overflow_or_vanish_are_refused_naming_the_sequence(client,
     assert r.status_code == 422 and r.json()["error"].startswith("sequence 1: "), r.text
     assert words in r.json()["error"]
     # Any other unit serves: micrometres or kilometres, the same answer.
-    same = [_classify(client, x * s).json()["predictions"][0]["class_index"] for s in (1e-6, 1e3)]
-    assert same[0] == same[1]
+    small, large = (_classify(client, x * s).json()["predictions"][0] for s in (1e-6, 1e3))
+    assert small["class_index"] == large["class_index"]
+    assert small["score"] == pytest.approx(large["score"], abs=1e-5)
 
 
 def test_a_skeleton_with_no_extent_is_refused(client):
