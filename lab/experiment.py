@@ -15,6 +15,7 @@ from mrmp.manifest import InputContract, LayoutInfo
 from mrmp.priors import get_prior
 from mrmp.rates import MODES
 from mrmp.skeleton import DescriptorConfig, describe_batch
+from mrmp.skeleton.proportions import share_bounds
 from training.augment import AugmentConfig, make_augment, training_views
 from training.datasets import SkeletonDataset, load_dataset
 from training.evaluate import RATE_GRID, evaluate_rates
@@ -124,9 +125,17 @@ def manifest_for(
     name: str,
     command: str,
     evaluation: dict[str, Any],
+    test_fold: int | None = None,
 ) -> dict[str, Any]:
+    """The manifest's descriptive fields for a model trained on `data` without `test_fold`
+    (None: on all of it); the input's bone proportions are those of the training part."""
     ds = data.dataset
     rates = cfg.rates if cfg.method != "dense" else (0.0,)
+    train, _ = data.indices(test_fold)
+    layout = ds.layout
+    shares = share_bounds(
+        [ds.sequences[i] for i in train], layout.bones, layout.joint_names, layout.persons
+    )
     return {
         "name": name,
         "dataset": ds.name,
@@ -140,6 +149,7 @@ def manifest_for(
         "rate_range": [0.0, 0.99] if cfg.method != "dense" else [0.0, 0.0],
         "training": {"config": cfg.to_dict(), "command": command},
         "evaluation": evaluation,
+        "input_stats": {"bone_share": shares},
     }
 
 

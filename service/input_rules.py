@@ -8,7 +8,7 @@ A warning is {"code": ..., "message": ...} plus its specifics:
 - `missing_persons`: `persons` (0-based) never observed;
 - `missing_joints`: joint names `absent` in every frame and `partial` (missing in some);
 - `few_frames`: `frames` described, fewer than `min_frames`;
-- `unusual_proportions`: `bones`, each {"bone", "share", "range"} outside the range seen.
+- `unusual_proportions`: `bones`, each {"bone", "share", "range"} outside the expected range.
 """
 
 from __future__ import annotations
@@ -173,7 +173,7 @@ class InputRules:
     def _proportions(
         self, shares: ShareBounds, x: np.ndarray, report: missing.MissingReport
     ) -> list[InputWarning]:
-        """Bones whose share lies outside the range seen in training; persons with a joint
+        """Bones whose share lies outside the range expected from training; persons with a joint
         never observed are not checked (their filled joints make bones of length 0)."""
         joints = len(self.joint_names)
         per = joints // self.persons
@@ -193,12 +193,12 @@ class InputRules:
             }
             for i in np.flatnonzero(outside)
         ]
-        listed = ", ".join(f"{b['bone']} {b['share']} (seen {b['range']})" for b in bones)
+        listed = ", ".join(f"{b['bone']} {b['share']} (expected {b['range']})" for b in bones)
         return [
             {
                 "code": "unusual_proportions",
                 "message": "bone length shares (of the person's summed bone length) outside "
-                f"the range seen in training: {listed}",
+                f"the range expected from training: {listed}",
                 "bones": bones,
             }
         ]

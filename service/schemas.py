@@ -83,7 +83,7 @@ class InputWarning(BaseModel):
     bones: list[dict[str, Any]] | None = Field(
         None,
         description='unusual_proportions: {"bone", "share", "range"} of each bone whose share '
-        "of its person's summed bone length lies outside the range seen in training",
+        "of its person's summed bone length lies outside the range expected from training",
     )
 
 

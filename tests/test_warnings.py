@@ -113,7 +113,10 @@ def test_filled_input_is_described_as_the_core_rule_fills_it(client):
     x = _hands_gone()
     filled, _ = fill_missing(x, 2, SBU_LAYOUT.bones)
     a, b = (r.json()["predictions"] for r in (_classify(client, x), _classify(client, filled)))
-    assert a[0]["top_k"] == b[0]["top_k"] and b[0]["warnings"] == []
+    assert a[0]["top_k"] == b[0]["top_k"]
+    # The filled skeleton has nothing missing (its zero-length forearms are unusual proportions).
+    codes = {w["code"] for w in b[0]["warnings"]}
+    assert not codes & {"missing_joints", "missing_persons", "dropped_frames"}
 
 
 def test_no_skeleton_is_refused_naming_the_sequence(client):

@@ -32,13 +32,48 @@ def bone_shares(
     median over the frames of the (T, J, 3) sequence `x`. NaN for a bone whose person has no
     bone length in any frame."""
     a, b = (np.asarray(ends, dtype=np.int64) for ends in zip(*bones, strict=True))
-    lengths = np.linalg.norm(x[:, a] - x[:, b], axis=-1)  # (T, B)
     owner = a // (num_joints // persons)
-    totals = np.stack([lengths[:, owner == p].sum(axis=1) for p in range(persons)], axis=1)
-    with np.errstate(invalid="ignore", divide="ignore"):
+    # Huge coordinates overflow to inf and give NaN shares (the descriptor refuses them).
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        lengths = np.linalg.norm(x[:, a] - x[:, b], axis=-1)  # (T, B)
+        totals = np.stack([lengths[:, owner == p].sum(axis=1) for p in range(persons)], axis=1)
         shares = lengths / totals[:, owner]
     shares[~np.isfinite(shares)] = np.nan
     out = np.full(len(a), np.nan)
     seen = ~np.isnan(shares).all(axis=0)
     out[seen] = np.nanmedian(shares[:, seen], axis=0)
     return out
+
+
+# How far beyond the shares seen in training a share may lie before it is unusual, as a fraction
+# of the seen range's width on each side. With the seen range exactly, 10-18% of the sequences
+# of a held-out SBU fold (subjects never seen) fall outside it; with half the width on each
+# side, 0-4% (folds 0-4, stats from the other four folds).
+SHARE_MARGIN = 0.5
+
+
+def share_bounds(
+    sequences: Sequence[np.ndarray],
+    bones: Sequence[tuple[int, int]],
+    joint_names: Sequence[str],
+    persons: int,
+) -> dict[str, tuple[float, float]]:
+    """Per bone within one person, named by its joints, the (low, high) share of its person's
+    summed bone length that a skeleton built like the training ones has: the range of the
+    training sequences' shares (each a median over frames), widened by `SHARE_MARGIN` of its
+    width on each side and clipped to [0, 1]. `sequences`: (T, J, 3) arrays; bones as in the
+    layout (links between persons are left out)."""
+    joints = len(joint_names)
+    within = person_bones(bones, joints, persons)
+    shares = np.array(
+        [bone_shares(np.asarray(s, dtype=np.float64), within, joints, persons) for s in sequences]
+    )
+    low, high = np.nanmin(shares, axis=0), np.nanmax(shares, axis=0)
+    pad = SHARE_MARGIN * (high - low)
+    return {
+        bone_name(joint_names, bone): (
+            round(float(max(lo - p, 0.0)), 6),
+            round(float(min(hi + p, 1.0)), 6),
+        )
+        for bone, lo, hi, p in zip(within, low, high, pad, strict=True)
+    }
