@@ -25,7 +25,7 @@ from service.errors import (
     BadShapeError,
     BadTierError,
     BodyTooLargeError,
-    ClientDisconnectedError,
+    ClientClosedError,
     EmptyInputError,
     MalformedJsonError,
     TooLongError,
@@ -52,7 +52,7 @@ async def read_body(request: Request, limit: int) -> bytes:
                 raise BodyTooLargeError(f"request body exceeds the limit of {limit} bytes")
             chunks.append(chunk)
     except ClientDisconnect:
-        raise ClientDisconnectedError("client disconnected before the body was sent") from None
+        raise ClientClosedError("client disconnected before the body was sent") from None
     return b"".join(chunks)
 
 

@@ -32,11 +32,28 @@ class BadHeaderLengthError(ApiError):
     status, reason = 400, "malformed_json"
 
 
-class ClientDisconnectedError(ApiError):
-    status, reason = 400, "disconnect"
+class MissingHeaderLengthError(ApiError):
+    """A binary (application/octet-stream) V2 body without Inference-Header-Content-Length."""
+
+    status, reason = 400, "malformed_json"
 
 
-# -- 404, 405, 413 ------------------------------------------------------------------------------
+# -- 408, 499: the body did not arrive ----------------------------------------------------------
+
+
+class BodyTimeoutError(ApiError):
+    """The body did not arrive completely within body_timeout_s."""
+
+    status, reason = 408, "body_timeout"
+
+
+class ClientClosedError(ApiError):
+    """The client went away before its body was sent; 499 as nginx counts it (never sent)."""
+
+    status, reason = 499, "client_closed"
+
+
+# -- 404, 405, 413, 415 -------------------------------------------------------------------------
 
 
 class UnknownModelError(ApiError):
@@ -52,7 +69,15 @@ class MethodNotAllowedError(ApiError):
 
 
 class BodyTooLargeError(ApiError):
+    """Over max_body_bytes, counted after decompression for a compressed body."""
+
     status, reason = 413, "too_large"
+
+
+class UnsupportedEncodingError(ApiError):
+    """A Content-Encoding other than gzip, deflate or identity."""
+
+    status, reason = 415, "unsupported_encoding"
 
 
 # -- 422: the body's structure ------------------------------------------------------------------
@@ -130,6 +155,18 @@ class UnknownInputError(ApiError):
 
 class UnsupportedDatatypeError(ApiError):
     reason = "bad_datatype"
+
+
+class UnknownParameterError(ApiError):
+    """A V2 request parameter that is neither a serving field nor one the protocol reserves."""
+
+    reason = "unknown_field"
+
+
+class BadParameterError(ApiError):
+    """V2 parameters that are not an object, or a reserved parameter of the wrong type."""
+
+    reason = "bad_parameter"
 
 
 class BadOutputError(ApiError):
