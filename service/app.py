@@ -111,7 +111,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         """The one error handler: every refusal as {"error": ...}, counted by its reason."""
         error = _as_api_error(request, exc)
         metrics.errors.labels(error.reason).inc()
-        return json_response({"error": error.message}, error.status)
+        response = json_response({"error": error.message}, error.status)
+        response.headers.update(error.headers)
+        return response
 
     for caught in (ApiError, RequestValidationError, HTTPException, Exception):
         app.add_exception_handler(caught, refuse)

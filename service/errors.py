@@ -7,12 +7,20 @@ Errors are raised where their cause is known; the app's one handler answers
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from types import MappingProxyType
+
+# An answer sent before the body was read whole: the rest of the body would be read as the
+# next request, so the connection closes.
+_CLOSE = MappingProxyType({"Connection": "close"})
+
 
 class ApiError(Exception):
     """A request the service refuses: `status` and `reason` per class, `message` per case."""
 
     status: int = 422
     reason: str = "invalid_input"
+    headers: Mapping[str, str] = MappingProxyType({})  # sent with the answer
 
     def __init__(self, message: str) -> None:
         super().__init__(message)
@@ -45,6 +53,7 @@ class BodyTimeoutError(ApiError):
     """The body did not arrive completely within body_timeout_s."""
 
     status, reason = 408, "body_timeout"
+    headers = _CLOSE
 
 
 class ClientClosedError(ApiError):
@@ -72,6 +81,7 @@ class BodyTooLargeError(ApiError):
     """Over max_body_bytes, counted after decompression for a compressed body."""
 
     status, reason = 413, "too_large"
+    headers = _CLOSE
 
 
 class UnsupportedEncodingError(ApiError):
@@ -247,6 +257,13 @@ class HttpError(ApiError):
     def __init__(self, message: str, status: int) -> None:
         super().__init__(message)
         self.status = status
+
+
+class NotReadyError(ApiError):
+    """Inference asked before the tiers are prepared and timed: answered with Retry-After."""
+
+    status, reason = 503, "not_ready"
+    retry_after_s = 1
 
 
 class InternalError(ApiError):
