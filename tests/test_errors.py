@@ -63,6 +63,7 @@ EXPECTED = {
     errors.BadNeedError: (422, "bad_need"),
     errors.UnmetNeedError: (422, "unmet_need"),
     errors.BadDegradeError: (422, "bad_degrade"),
+    errors.NotReadyError: (503, "not_ready"),
     errors.InternalError: (500, "internal"),
 }
 
