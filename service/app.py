@@ -27,6 +27,7 @@ from service.errors import (
     UnknownEndpointError,
 )
 from service.host import ModelHost
+from service.http_methods import allow_header, serve_head_where_get
 from service.input_rules import InputRules
 from service.lifecycle import DRAINING
 from service.metrics import Metrics
@@ -37,8 +38,8 @@ log = logging.getLogger("mrmp.service")
 
 
 class RequestMetrics:
-    """Pure ASGI middleware: in-flight gauge, duration histogram and status counter per route
-    template (bounded labels: unknown paths count as "unmatched")."""
+    """Pure ASGI middleware: duration histogram and status counter per route template (bounded
+    labels: unknown paths count as "unmatched"). The in-flight count is the data plane's."""
 
     def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
         self.app, self.metrics = app, metrics
@@ -55,16 +56,12 @@ class RequestMetrics:
             await send(message)
 
         m = self.metrics
-        m.in_flight.inc()
-        m.active += 1
         t0 = time.perf_counter()
         try:
             await self.app(scope, receive, send_status)
         finally:
             route = scope.get("route")
             endpoint = getattr(route, "path", None) or "unmatched"
-            m.in_flight.dec()
-            m.active -= 1
             m.request_duration.labels(endpoint).observe(time.perf_counter() - t0)
             m.requests.labels(endpoint, str(status[0])).inc()
 
@@ -107,6 +104,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def prometheus_metrics() -> Response:
         return Response(metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
 
+    serve_head_where_get(app.router)
+
     async def refuse(request: Request, exc: Exception) -> Response:
         """The one error handler: every refusal as {"error": ...}, counted by its reason."""
         error = _as_api_error(request, exc)
@@ -136,7 +135,9 @@ def _as_api_error(request: Request, exc: Exception) -> ApiError:
         if exc.status_code == 404:
             return UnknownEndpointError(f"no such endpoint: {request.method} {request.url.path}")
         if exc.status_code == 405:
-            return MethodNotAllowedError(detail)
+            error = MethodNotAllowedError(detail)
+            error.headers = {"Allow": allow_header((exc.headers or {}).get("Allow", ""))}
+            return error
         return HttpError(detail, exc.status_code)
     log.error("internal error on %s %s", request.method, request.url.path, exc_info=exc)
     return InternalError(f"internal error ({type(exc).__name__})")

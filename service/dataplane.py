@@ -25,6 +25,7 @@ from service.errors import (
     BadShapeError,
     NoExtentError,
     NonFiniteError,
+    NotReadyError,
     UnderflowError,
 )
 from service.host import ModelHost, Served
@@ -93,7 +94,26 @@ class DataPlane:
 
     async def infer(self, request: InferenceRequest) -> Answer:
         """Resolve the network (the policy, then degradation under load), describe the
-        sequences, run; raises the request's ApiError when it is refused."""
+        sequences, run; raises the request's ApiError when it is refused, NotReadyError (503)
+        until the tiers are prepared and timed.
+
+        Only here is a request in flight (the gauge, and the load degradation reads): its body
+        is complete and it waits for or runs compute; a slow upload is not load."""
+        if not self.host.ready.is_set():
+            raise NotReadyError(
+                "the model is not ready: its tiers are still being prepared and timed "
+                "(GET /v2/health/ready turns 200 when they are)"
+            )
+        metrics = self.metrics
+        metrics.in_flight.inc()
+        metrics.active += 1
+        try:
+            return await self._infer(request)
+        finally:
+            metrics.in_flight.dec()
+            metrics.active -= 1
+
+    async def _infer(self, request: InferenceRequest) -> Answer:
         host = self.host
         choice = resolve(request.ask, host.policy, host.table.measured(), len(request.sequences))
         x, warnings = self.describe(request.sequences)

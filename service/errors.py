@@ -263,7 +263,7 @@ class NotReadyError(ApiError):
     """Inference asked before the tiers are prepared and timed: answered with Retry-After."""
 
     status, reason = 503, "not_ready"
-    retry_after_s = 1
+    headers = MappingProxyType({"Retry-After": "1"})
 
 
 class InternalError(ApiError):

@@ -110,6 +110,11 @@ class RateTable:
     def is_timed(self, key: RateKey) -> bool:
         return key in self._timings
 
+    def untimed(self) -> list[float]:
+        """The rates whose start-up timings are still missing (all of them before the tiers
+        are prepared; a need cannot be met by them until they are timed)."""
+        return [row.rate for row in self.rows if row.key not in self._timings]
+
     def record_timings(self, key: RateKey, latency: dict[str, float]) -> None:
         """The start-up compute times of the network that serves `key`."""
         self._timings[key] = latency

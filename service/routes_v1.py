@@ -26,6 +26,7 @@ from service.decoding import (
 from service.dependencies import HostDep, PlaneDep, SettingsDep
 from service.errors import BadShapeError, BadTopKError
 from service.host import ModelHost
+from service.http_methods import serve_head_where_get
 from service.responses import ERROR_RESPONSES, json_response
 from service.schemas import ClassifyAnswer, ClassifyBody, RatesAnswer, request_body
 from service.settings import Settings
@@ -156,12 +157,17 @@ async def model_info(host: HostDep, plane: PlaneDep, settings: SettingsDep) -> R
 @router.get("/rates", response_model=RatesAnswer)
 async def rates(host: HostDep, settings: SettingsDep) -> Response:
     """The tier table: per rate, held-out accuracy, observed rate, kept parameters, FLOPs and
-    latency measured on this server."""
+    latency measured on this server; `timings_missing` lists the rates not timed yet (until
+    the model is ready, inference is refused with 503)."""
     return json_response(
         {
             "rate_range": list(host.policy.rate_range),
             "default_tier": settings.default_tier,
             "tiers": settings.tiers,
             "rates": host.table.answer(host.metrics.live_p50),
+            "timings_missing": host.table.untimed(),
         }
     )
+
+
+serve_head_where_get(router)

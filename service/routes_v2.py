@@ -15,11 +15,12 @@ from service.decoding import read_body
 from service.dependencies import HostDep, PlaneDep, ReadyDep, SettingsDep
 from service.errors import UnknownModelError
 from service.host import ModelHost
+from service.http_methods import serve_head_where_get
 from service.input_rules import InputRules
 from service.responses import ERROR_RESPONSES, json_response
 from service.schemas import V2InferAnswer, V2InferBody, request_body
 from service.settings import Settings
-from service.v2_codec import HEADER_LENGTH, INPUT, decode_infer, encode_infer
+from service.v2_codec import INPUT, decode_infer, encode_infer
 
 router = APIRouter(prefix="/v2", tags=["v2"])
 
@@ -122,8 +123,7 @@ async def _infer(
 ) -> Response:
     started = time.perf_counter()
     body = await read_body(request, settings.max_body_bytes)
-    header_length = request.headers.get(HEADER_LENGTH)
-    req = decode_infer(body, header_length, started, settings, host.num_joints)
+    req = decode_infer(body, request.headers, started, settings, host.num_joints)
     return encode_infer(await plane.infer(req.request), req, host)
 
 
@@ -149,3 +149,6 @@ async def infer_version(
     request: Request, host: VersionedModel, plane: PlaneDep, settings: SettingsDep
 ) -> Response:
     return await _infer(request, host, plane, settings)
+
+
+serve_head_where_get(router)

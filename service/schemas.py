@@ -147,6 +147,7 @@ class RatesAnswer(BaseModel):
     default_tier: str
     tiers: dict[str, float]
     rates: list[TierRow]
+    timings_missing: list[float]
 
 
 class V2Tensor(BaseModel):

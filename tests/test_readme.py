@@ -65,18 +65,16 @@ def test_readme_house_names_every_module_of_each_room(package):
     assert {n for n in named if n.endswith(".py")} <= modules, sorted(named - modules - packages)
 
 
-def test_readme_example_request_is_answered_without_warnings():
+def test_readme_example_request_is_answered_without_warnings(tmp_path: Path):
     """docs/examples/classify.json, the README's example body, is a clean two-person recording
     in the shipped model's frame: classified, nothing missing, proportions as in training."""
-    from fastapi.testclient import TestClient
-
-    from service.app import create_app
-    from service.settings import Settings
+    from tests.service_helpers import ready_client
 
     body = (ROOT / "docs" / "examples" / "classify.json").read_text()
     assert "@docs/examples/classify.json" in (ROOT / "README.md").read_text()
-    client = TestClient(create_app(Settings(model_path=ROOT / "model_store" / "sbu-mrmp")))
-    r = client.post("/v1/classify", content=body, headers={"content-type": "application/json"})
+    store = ROOT / "model_store" / "sbu-mrmp"
+    with ready_client(store, tmp_path, onnx_tiers=False) as client:
+        r = client.post("/v1/classify", content=body, headers={"content-type": "application/json"})
     assert r.status_code == 200, r.text
     (prediction,) = r.json()["predictions"]
     assert prediction["warnings"] == [] and r.json()["rate_served"] == 0.93
