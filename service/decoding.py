@@ -8,9 +8,13 @@ models in `service.schemas` describe the same bodies for the OpenAPI document.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import math
-from collections.abc import Mapping
+import sys
+import zlib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -19,11 +23,13 @@ from starlette.requests import ClientDisconnect, Request
 
 from service.errors import (
     BadDegradeError,
+    BadEncodingError,
     BadModeError,
     BadNeedError,
     BadRateError,
     BadShapeError,
     BadTierError,
+    BodyTimeoutError,
     BodyTooLargeError,
     ClientClosedError,
     EmptyInputError,
@@ -31,6 +37,7 @@ from service.errors import (
     TooLongError,
     TooManyError,
     UnknownFieldError,
+    UnsupportedEncodingError,
 )
 from service.policy import NEEDS, Ask, Need
 
@@ -38,22 +45,104 @@ from service.policy import NEEDS, Ask, Need
 ASK_FIELDS = ("rate", "tier", "mode", "allow_degrade", *NEEDS)
 
 
-async def read_body(request: Request, limit: int) -> bytes:
-    """The raw body, refused (413) as soon as it passes `limit` bytes."""
+async def read_body(request: Request, limit: int, timeout_s: float) -> bytes:
+    """The body, decoded from its Content-Encoding (gzip, deflate or identity; another is a
+    415), refused (413) as soon as its wire or decoded size passes `limit` bytes, and (408)
+    when it has not arrived whole within `timeout_s` seconds; a client gone before sending it
+    whole is a ClientClosedError (499)."""
+    inflate = _inflater(request.headers.get("content-encoding"))
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise BodyTooLargeError(f"request body is {declared} bytes; the limit is {limit}")
     chunks: list[bytes] = []
     size = 0
     try:
-        async for chunk in request.stream():
-            size += len(chunk)
-            if size > limit:
-                raise BodyTooLargeError(f"request body exceeds the limit of {limit} bytes")
-            chunks.append(chunk)
+        async with asyncio.timeout(timeout_s):
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > limit:
+                    raise BodyTooLargeError(f"request body exceeds the limit of {limit} bytes")
+                chunks.append(chunk)
+    except TimeoutError:
+        of = f" of {declared}" if declared is not None else ""
+        raise BodyTimeoutError(
+            f"request body did not arrive within {timeout_s:g} s (MRMP_BODY_TIMEOUT_S): "
+            f"{size}{of} bytes received"
+        ) from None
     except ClientDisconnect:
-        raise ClientClosedError("client disconnected before the body was sent") from None
-    return b"".join(chunks)
+        raise ClientClosedError(
+            f"client closed the connection after {size} bytes of the body"
+        ) from None
+    body = b"".join(chunks)
+    return body if inflate is None else inflate.decode(body, limit)
+
+
+@dataclass(frozen=True)
+class _Inflater:
+    """One Content-Encoding's decoder: zlib's, with its window bits."""
+
+    name: str
+    wbits: int
+
+    def decode(self, body: bytes, limit: int) -> bytes:
+        """The decoded body, inflated in steps so that a bomb is refused (413) at `limit` bytes
+        of output, never inflated whole."""
+        wbits = self.wbits
+        if self.name == "deflate" and body and body[0] & 0x0F != 8:
+            wbits = -zlib.MAX_WBITS  # raw deflate, as some clients send it, not zlib-wrapped
+        inflater = zlib.decompressobj(wbits)
+        parts: list[bytes] = []
+        size = 0
+        pending = body
+        try:
+            while pending and not inflater.eof:
+                part = inflater.decompress(pending, limit - size + 1)
+                size += len(part)
+                if size > limit:
+                    raise BodyTooLargeError(
+                        f"request body decompressed ({self.name}) exceeds the limit of "
+                        f"{limit} bytes"
+                    )
+                parts.append(part)
+                pending = inflater.unconsumed_tail
+        except zlib.error as e:
+            raise BadEncodingError(
+                f"request body is not valid {self.name} data (Content-Encoding): {e}"
+            ) from None
+        if not inflater.eof:
+            raise BadEncodingError(
+                f"request body is truncated {self.name} data (Content-Encoding): the "
+                f"compressed stream ends early"
+            )
+        if inflater.unused_data:
+            raise BadEncodingError(
+                f"request body has {len(inflater.unused_data)} bytes after the end of its "
+                f"{self.name} data (Content-Encoding)"
+            )
+        return b"".join(parts)
+
+
+_ENCODINGS = {
+    "gzip": _Inflater("gzip", 16 + zlib.MAX_WBITS),
+    "x-gzip": _Inflater("gzip", 16 + zlib.MAX_WBITS),
+    "deflate": _Inflater("deflate", zlib.MAX_WBITS),
+}
+
+
+def _inflater(header: str | None) -> _Inflater | None:
+    """The decoder of a Content-Encoding header (None: identity); 415 for any other coding."""
+    if header is None:
+        return None
+    codings = [c.strip().lower() for c in header.split(",") if c.strip().lower() != "identity"]
+    if not codings:
+        return None
+    unknown = [c for c in codings if c not in _ENCODINGS]
+    if unknown or len(codings) > 1:
+        raise UnsupportedEncodingError(
+            f"Content-Encoding {header.strip()!r} is not supported: send one of gzip, "
+            f"deflate or identity"
+        )
+    return _ENCODINGS[codings[0]]
 
 
 def decode_json(body: bytes) -> Any:
@@ -141,17 +230,82 @@ def _finite(value: int | float) -> float | None:
     return number if math.isfinite(number) else None
 
 
-def numeric(value: Any, where: str) -> np.ndarray:
-    """Nested lists of numbers as one regular array."""
+# The levels of a sequence's nested lists, outermost first.
+FRAME_LEVELS = ("frame", "joint", "axis")
+
+
+def numeric(value: Any, where: str, levels: Sequence[str] = FRAME_LEVELS) -> np.ndarray:
+    """Nested lists of numbers as one regular array with one dimension per level; a refusal
+    names `where`, the position of the first fault (e.g. frame 3, joint 7, axis z) and the
+    rule it breaks."""
     try:
         arr = np.array(value)
-    except ValueError:
-        raise BadShapeError(
-            f"{where} is not a regular array: its nested lists have different lengths"
-        ) from None
-    if arr.dtype.kind not in "fiu":
-        raise BadShapeError(f"{where} must hold only numbers")
-    return arr
+    except (ValueError, RecursionError):
+        arr = None
+    if arr is not None and arr.ndim == len(levels) and arr.dtype.kind in "fiu":
+        return arr
+    fault = _first_fault(value, where, levels)
+    if fault is None and arr is not None and arr.ndim == len(levels):
+        return arr.astype(np.float64)  # integers beyond int64, each within a float's range
+    raise BadShapeError(fault or f"{where} is not a regular array of numbers")
+
+
+def _plural(level: str) -> str:
+    return "axes" if level == "axis" else f"{level}s"
+
+
+def position(where: str, levels: Sequence[str], index: Sequence[int]) -> str:
+    """`where` and an index into its nested lists in words: 'sequence 0, frame 3, joint 7,
+    axis z'."""
+    words = [where]
+    for level, i in zip(levels, index, strict=False):
+        words.append(f"axis {'xyz'[i]}" if level == "axis" and i < 3 else f"{level} {i}")
+    return ", ".join(words)
+
+
+def _first_fault(value: Any, where: str, levels: Sequence[str]) -> str | None:
+    """Why nested lists are not a regular array of numbers with one dimension per level,
+    at the first position where they are not (walked in order; only on refusal); None when
+    they are."""
+    lengths: list[int | None] = [None] * len(levels)
+    form = f"{where} must be {' x '.join(_plural(level) for level in levels)}"
+    stack: list[tuple[Any, tuple[int, ...]]] = [(value, ())]
+    while stack:
+        node, index = stack.pop()
+        depth = len(index)
+        at = position(where, levels, index)
+        shown = "null" if node is None else repr(node)[:40]
+        if depth == len(levels):
+            if isinstance(node, list):
+                extra = 0
+                while isinstance(node, list) and node:
+                    node, extra = node[0], extra + 1
+                return (
+                    f"{at}: nested too deep: a list {extra} level(s) deep where a number "
+                    f"belongs ({form}, {len(levels)} levels)"
+                )
+            if isinstance(node, bool) or not isinstance(node, int | float):
+                return f"{at}: {shown} is not a number ({where} must hold only numbers)"
+            if isinstance(node, int) and abs(node) > sys.float_info.max:
+                return f"{at}: {shown} is too large for a coordinate"
+            continue
+        if not isinstance(node, list):
+            return (
+                f"{at}: nested too shallow: {shown} where a list of {_plural(levels[depth])} "
+                f"belongs ({form}, {len(levels)} levels)"
+            )
+        if not node:
+            return f"{at}: an empty list where {_plural(levels[depth])} belong ({form})"
+        first = lengths[depth]
+        if first is None:
+            lengths[depth] = len(node)
+        elif len(node) != first:
+            return (
+                f"{at}: nested lists have different lengths: {len(node)} {_plural(levels[depth])} "
+                f"here, {first} in the first"
+            )
+        stack.extend((child, (*index, i)) for i, child in reversed(list(enumerate(node))))
+    return None
 
 
 def check_count(n: int, limit: int) -> None:

@@ -46,6 +46,12 @@ class MissingHeaderLengthError(ApiError):
     status, reason = 400, "malformed_json"
 
 
+class BadEncodingError(ApiError):
+    """A gzip or deflate body that does not decompress (corrupt, truncated, trailing data)."""
+
+    status, reason = 400, "bad_encoding"
+
+
 # -- 408, 499: the body did not arrive ----------------------------------------------------------
 
 

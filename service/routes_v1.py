@@ -101,7 +101,7 @@ async def classify(
 ) -> Response:
     """Classify skeleton sequences with the network pruned at the asked rate (or tier)."""
     started = time.perf_counter()
-    body = await read_body(request, settings.max_body_bytes)
+    body = await read_body(request, settings.max_body_bytes, settings.body_timeout_s)
     req = decode_classify(decode_json(body), started, settings, len(host.class_names))
     answer = await plane.infer(req.request)
     encoded = encode_classify(answer, req.top_k, host)

@@ -70,7 +70,12 @@ class Settings(BaseSettings):
     cache_max_entries: int = Field(32, ge=1)
     cache_max_bytes: int = Field(512 * 2**20, ge=1)
 
-    max_body_bytes: int = Field(8 * 2**20, ge=1)
+    max_body_bytes: int = Field(
+        8 * 2**20, ge=1, description="body limit, counted after decompression (gzip, deflate)"
+    )
+    body_timeout_s: float = Field(
+        10.0, gt=0, description="seconds for a request's body to arrive whole, else 408"
+    )
     max_sequences: int = Field(64, ge=1)
     max_frames: int = Field(4096, ge=1)
     max_top_k: int = Field(10, ge=1)

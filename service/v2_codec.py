@@ -7,6 +7,8 @@ and optionally {"mode": "exact"}; the answer's `parameters` say what served it, 
 
 from __future__ import annotations
 
+import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,6 +18,8 @@ from fastapi import Response
 
 from service.dataplane import Answer, InferenceRequest
 from service.decoding import (
+    ASK_FIELDS,
+    FRAME_LEVELS,
     check_count,
     check_frames,
     decode_ask,
@@ -27,8 +31,12 @@ from service.errors import (
     BadHeaderLengthError,
     BadIdError,
     BadOutputError,
+    BadParameterError,
     BadShapeError,
+    MalformedJsonError,
+    MissingHeaderLengthError,
     UnknownInputError,
+    UnknownParameterError,
     UnsupportedDatatypeError,
 )
 from service.host import ModelHost
@@ -39,6 +47,19 @@ INPUT = "skeleton"
 DATATYPES = {"FP32": np.float32, "FP64": np.float64}
 OUTPUTS = ("logits", "probabilities", "class_index", "label")
 HEADER_LENGTH = "inference-header-content-length"
+# Request parameters the protocol reserves (KServe V2 binary tensor extension; Triton's
+# parameters, sequence and schedule-policy extensions), with their JSON types: accepted,
+# typed, and otherwise unused by this server. Names starting "triton_" are Triton's too.
+RESERVED_PARAMETERS: dict[str, tuple[type, ...]] = {
+    "binary_data_output": (bool,),
+    "sequence_id": (int, str),
+    "sequence_start": (bool,),
+    "sequence_end": (bool,),
+    "priority": (int,),
+    "timeout": (int,),
+    "headers": (dict,),
+}
+_TYPE_NAMES = {bool: "true or false", int: "an integer >= 0", str: "a string", dict: "an object"}
 
 
 @dataclass(frozen=True)
@@ -51,28 +72,71 @@ class V2Request:
     binary: dict[str, bool]  # per output: sent as binary data
 
 
-def split_body(body: bytes, header_length: str | None) -> tuple[Any, bytes]:
+def split_body(
+    body: bytes, header_length: str | None, content_type: str | None
+) -> tuple[Any, bytes]:
     """The JSON part of a body and the binary tensor data after it (empty without the
     Inference-Header-Content-Length header)."""
     if header_length is None:
-        return decode_json(body), b""
+        if content_type is not None and content_type.startswith("application/octet-stream"):
+            raise MissingHeaderLengthError(
+                f"a binary body (Content-Type {content_type}) needs the "
+                f"Inference-Header-Content-Length header: the byte length of its JSON part"
+            )
+        try:
+            return decode_json(body), b""
+        except MalformedJsonError:
+            end = _json_end(body)
+            if end is not None and end < len(body):
+                raise MissingHeaderLengthError(
+                    f"the body holds {len(body) - end} bytes after its JSON part ({end} bytes): "
+                    f"binary tensor data needs the Inference-Header-Content-Length header"
+                ) from None
+            raise
     if not (header_length.isascii() and header_length.isdigit()) or int(header_length) > len(body):
         raise BadHeaderLengthError(
             f"Inference-Header-Content-Length {header_length!r} does not fit a body of "
             f"{len(body)} bytes"
         )
     split = int(header_length)
-    return decode_json(body[:split]), body[split:]
+    if split == 0:
+        raise BadHeaderLengthError(
+            f"Inference-Header-Content-Length is 0, so the body's JSON part is empty; it must "
+            f"be the byte length of the JSON inference request that starts the {len(body)}-byte "
+            f"body"
+        )
+    try:
+        return decode_json(body[:split]), body[split:]
+    except MalformedJsonError as e:
+        raise MalformedJsonError(
+            f"the JSON part (the first {split} bytes, per Inference-Header-Content-Length): "
+            f"{e.message}"
+        ) from None
+
+
+def _json_end(body: bytes) -> int | None:
+    """The byte length of the JSON value a body starts with, or None when it starts with none.
+    Read as Latin-1, one character per byte, so the index is a byte count."""
+    try:
+        return json.JSONDecoder().raw_decode(body.decode("latin-1"))[1]
+    except (ValueError, RecursionError):
+        return None
 
 
 def decode_infer(
-    body: bytes, header_length: str | None, started: float, settings: Settings, num_joints: int
+    body: bytes,
+    headers: Mapping[str, str],
+    started: float,
+    settings: Settings,
+    num_joints: int,
 ) -> V2Request:
     """An inference request with one input tensor `skeleton` of shape [batch, frames,
-    joints, 3] (or [frames, joints, 3]), FP32 or FP64, as JSON data or binary data."""
-    data, binary = split_body(body, header_length)
+    joints, 3] (or [frames, joints, 3]), FP32 or FP64, as JSON data or binary data.
+    `headers` are the request's (Inference-Header-Content-Length, Content-Type)."""
+    header_length, content_type = headers.get(HEADER_LENGTH), headers.get("content-type")
+    data, binary = split_body(body, header_length, content_type)
     data = json_object(data, "the inference request")
-    params = json_object(data.get("parameters") or {}, "parameters")
+    params = request_parameters(data.get("parameters"))
     rid = data.get("id")
     if rid is not None and not isinstance(rid, str):
         raise BadIdError(f"id must be a string, got {rid!r}")
@@ -99,7 +163,8 @@ def decode_infer(
         raise BadShapeError(
             f"shape must be [batch, frames, joints, 3] (or [frames, joints, 3]), got {shape!r}"
         )
-    if len(shape) == 3:
+    dims = len(shape)
+    if dims == 3:
         shape = [1, *shape]
     b, t, j, c = shape
     check_count(b, settings.max_sequences)
@@ -108,15 +173,62 @@ def decode_infer(
         raise BadShapeError(
             f"shape {shape} does not fit this model: expected [batch, frames, {num_joints}, 3]"
         )
-    arr = _tensor_data(tensor, binary, dtype, b * t * j * c).reshape(b, t, j, c)
+    arr = _tensor_data(tensor, binary, dtype, b * t * j * c, dims).reshape(b, t, j, c)
     outputs, out_binary = _requested_outputs(data.get("outputs"), params)
     return V2Request(
         InferenceRequest(list(arr), decode_ask(params), started), rid, outputs, out_binary
     )
 
 
-def _tensor_data(tensor: dict[str, Any], binary: bytes, dtype: type, size: int) -> np.ndarray:
-    tparams = json_object(tensor.get("parameters") or {}, "inputs[0].parameters")
+def request_parameters(value: Any) -> dict[str, Any]:
+    """A request's `parameters`, checked as v1 fields are: the serving fields (their types are
+    decode_ask's) and the protocol's reserved parameters, typed; any other name is refused."""
+    params = _parameters(value, "parameters")
+    unknown = sorted(
+        k
+        for k in params
+        if k not in ASK_FIELDS and k not in RESERVED_PARAMETERS and not k.startswith("triton_")
+    )
+    if unknown:
+        raise UnknownParameterError(
+            f"unknown parameter(s) in parameters: {', '.join(unknown)}; known: "
+            f"{', '.join(sorted(ASK_FIELDS))}, and the protocol's "
+            f"{', '.join(RESERVED_PARAMETERS)}, triton_*"
+        )
+    for name, types in RESERVED_PARAMETERS.items():
+        if name in params and not _typed(params[name], types):
+            kinds = " or ".join(_TYPE_NAMES[t] for t in types)
+            raise BadParameterError(f"parameters.{name} must be {kinds}, got {params[name]!r}")
+    return params
+
+
+def _typed(value: Any, types: tuple[type, ...]) -> bool:
+    """Whether a JSON value is one of `types`; booleans are not integers, integers not < 0."""
+    if isinstance(value, bool):
+        return bool in types
+    if isinstance(value, int):
+        return int in types and value >= 0
+    return any(t not in (bool, int) and isinstance(value, t) for t in types)
+
+
+def _parameters(value: Any, where: str) -> dict[str, Any]:
+    """A `parameters` object (absent: empty); anything else, 0 and [] included, is refused."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise BadParameterError(
+            f"{where} must be a JSON object of name: value, got {type(value).__name__} "
+            f"{str(value)[:40]}"
+        )
+    return value
+
+
+def _tensor_data(
+    tensor: dict[str, Any], binary: bytes, dtype: type, size: int, dims: int
+) -> np.ndarray:
+    """The tensor's `size` values, from its binary data or its JSON data (flat, or nested in
+    `dims` levels as its shape is)."""
+    tparams = _parameters(tensor.get("parameters"), "inputs[0].parameters")
     nbytes = tparams.get("binary_data_size")
     if nbytes is not None:
         if isinstance(nbytes, bool) or not isinstance(nbytes, int) or nbytes < 0:
@@ -130,14 +242,18 @@ def _tensor_data(tensor: dict[str, Any], binary: bytes, dtype: type, size: int) 
         return np.frombuffer(binary[:expected], dtype=np.dtype(dtype).newbyteorder("<"))
     if "data" not in tensor:
         raise BadShapeError("inputs[0] has no data (and no binary_data_size)")
-    arr = numeric(tensor["data"], "inputs[0].data").reshape(-1)
+    values = tensor["data"]
+    nested = isinstance(values, list) and bool(values) and isinstance(values[0], list)
+    # Flat (as tritonclient sends it) or nested as the shape is: [sequence][frame][joint][axis]
+    levels = ("sequence", *FRAME_LEVELS)[-dims:] if nested else ("value",)
+    arr = numeric(values, "inputs[0].data", levels).reshape(-1)
     if arr.size != size:
         raise BadShapeError(f"inputs[0].data holds {arr.size} values; its shape needs {size}")
     return arr
 
 
 def _requested_outputs(outputs: Any, params: dict[str, Any]) -> tuple[list[str], dict[str, bool]]:
-    all_binary = bool(params.get("binary_data_output", False))
+    all_binary = params.get("binary_data_output", False)  # typed by request_parameters
     if outputs is None:
         return list(OUTPUTS), dict.fromkeys(OUTPUTS, all_binary)
     if not isinstance(outputs, list):
@@ -149,9 +265,14 @@ def _requested_outputs(outputs: Any, params: dict[str, Any]) -> tuple[list[str],
         name = out.get("name")
         if name not in OUTPUTS:
             raise BadOutputError(f"unknown output {name!r}; known: {', '.join(OUTPUTS)}")
-        oparams = json_object(out.get("parameters") or {}, f"outputs[{i}].parameters")
+        oparams = _parameters(out.get("parameters"), f"outputs[{i}].parameters")
+        wanted = oparams.get("binary_data", all_binary)
+        if not isinstance(wanted, bool):
+            raise BadParameterError(
+                f"outputs[{i}].parameters.binary_data must be true or false, got {wanted!r}"
+            )
         names.append(name)
-        binary[name] = bool(oparams.get("binary_data", all_binary))
+        binary[name] = wanted
     return names, binary
 
 

@@ -27,6 +27,7 @@ EXPECTED = {
     errors.MalformedJsonError: (400, "malformed_json"),
     errors.BadHeaderLengthError: (400, "malformed_json"),
     errors.MissingHeaderLengthError: (400, "malformed_json"),
+    errors.BadEncodingError: (400, "bad_encoding"),
     errors.BodyTimeoutError: (408, "body_timeout"),
     errors.ClientClosedError: (499, "client_closed"),
     errors.UnknownModelError: (404, "no_model"),
