@@ -122,7 +122,7 @@ async def _infer(
     request: Request, host: ModelHost, plane: DataPlane, settings: Settings
 ) -> Response:
     started = time.perf_counter()
-    body = await read_body(request, settings.max_body_bytes)
+    body = await read_body(request, settings.max_body_bytes, settings.body_timeout_s)
     req = decode_infer(body, request.headers, started, settings, host.num_joints)
     return encode_infer(await plane.infer(req.request), req, host)
 
