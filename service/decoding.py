@@ -133,7 +133,8 @@ def _inflater(header: str | None) -> _Inflater | None:
     """The decoder of a Content-Encoding header (None: identity); 415 for any other coding."""
     if header is None:
         return None
-    codings = [c.strip().lower() for c in header.split(",") if c.strip().lower() != "identity"]
+    listed = (c.strip().lower() for c in header.split(","))
+    codings = [c for c in listed if c not in ("", "identity")]  # empty list elements are allowed
     if not codings:
         return None
     unknown = [c for c in codings if c not in _ENCODINGS]

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import gzip
 import json
+import zlib
 from pathlib import Path
 
 import pytest
@@ -65,7 +67,23 @@ infer_bodies = st.fixed_dictionaries(
     optional={
         "id": json_values,
         "parameters": st.one_of(
-            st.fixed_dictionaries({}, optional={"rate": json_values, "tier": json_values}),
+            st.fixed_dictionaries(
+                {},
+                optional={
+                    name: json_values
+                    for name in (
+                        "rate",
+                        "tier",
+                        "Rate",
+                        "binary_data_output",
+                        "sequence_id",
+                        "priority",
+                        "timeout",
+                        "headers",
+                        "triton_x",
+                    )
+                },
+            ),
             json_values,
         ),
         "outputs": json_values,
@@ -105,3 +123,36 @@ def test_v2_infer_never_answers_5xx(client, body):
 def test_raw_bytes_never_answer_5xx(client, raw):
     r = client.post("/v1/classify", content=raw)
     assert r.status_code < 500
+
+
+# Content-Encoding: what the body is encoded with, and what the header claims.
+ENCODERS = {
+    "gzip": gzip.compress,
+    "deflate": zlib.compress,
+    "identity": lambda b: b,
+    "truncated gzip": lambda b: gzip.compress(b)[: len(b) // 2],
+}
+claimed = st.one_of(
+    st.sampled_from(["gzip", "deflate", "identity", "br", "zstd", "gzip, deflate", "GZIP"]),
+    st.text(alphabet="abcdefghijklmnopqrstuvwxyz-, ", max_size=12),
+)
+
+
+@fuzz
+@given(
+    body=st.one_of(classify_bodies, infer_bodies, json_values),
+    encoder=st.sampled_from(sorted(ENCODERS)),
+    encoding=claimed,
+    v2=st.booleans(),
+)
+def test_encoded_bodies_never_answer_5xx(client, body, encoder, encoding, v2):
+    path = "/v2/models/synthetic-mrmp/infer" if v2 else "/v1/classify"
+    r = client.post(
+        path,
+        content=ENCODERS[encoder](json.dumps(body).encode()),
+        headers={"content-type": "application/json", "content-encoding": encoding},
+    )
+    assert r.status_code < 500, (body, encoding, r.text)
+    assert "error" in r.json() or r.status_code == 200
+    codings = {c.strip().lower() for c in encoding.split(",")} - {"", "identity"}
+    assert (r.status_code == 415) == bool(codings - {"gzip", "deflate"} or len(codings) > 1)
