@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import math
 import os
+from pathlib import Path
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
-from prometheus_client.multiprocess import MultiProcessCollector
+from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
 
 # With several worker processes, prometheus-client keeps every value in files under this
 # folder and /metrics merges them (its multiprocess mode); `mrmp serve --workers N` sets it.
@@ -20,6 +21,34 @@ MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
 def multiprocess_mode() -> bool:
     return MULTIPROC_ENV in os.environ
+
+
+def forget_dead_workers(directory: Path) -> None:
+    """Mark every process that left live-gauge files in `directory` and is gone (or a zombie
+    its supervisor has not reaped yet) dead, so the live gauges are the live workers' alone.
+    Run at scrape time: whatever restarts a worker (uvicorn's supervisor,
+    a crash) need not tell us."""
+    dead = set()
+    for path in directory.glob("gauge_live*_*.db"):
+        pid = path.stem.rpartition("_")[2]
+        if pid.isdigit() and not _alive(int(pid)):
+            dead.add(int(pid))
+    for pid in dead:
+        mark_process_dead(pid, str(directory))
+
+
+def _alive(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return False
+    except OSError:  # no /proc: ask the kernel whether the pid exists
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        return True
+    return stat.rpartition(")")[2].split()[0] != "Z"  # the state follows the command name
 
 
 # 50 us .. 2.5 s: a cached inference is sub-millisecond, a derivation a few ms, a big batch more.
@@ -127,6 +156,7 @@ class Metrics:
         """The Prometheus text of this process, or of all workers in multiprocess mode."""
         if not multiprocess_mode():
             return generate_latest(self.registry)
+        forget_dead_workers(Path(os.environ[MULTIPROC_ENV]))
         merged = CollectorRegistry()
         MultiProcessCollector(merged)
         return generate_latest(merged)

@@ -178,6 +178,63 @@ def test_two_workers_report_merged_metrics(synthetic_store, tmp_path):
         proc.wait(timeout=30)
 
 
+def _workers(supervisor: int) -> set[int]:
+    """The worker processes uvicorn's supervisor has spawned (not multiprocessing's helpers)."""
+    workers = set()
+    for child in Path(f"/proc/{supervisor}/task/{supervisor}/children").read_text().split():
+        try:
+            if b"spawn_main" in Path(f"/proc/{child}/cmdline").read_bytes():
+                workers.add(int(child))
+        except FileNotFoundError:
+            continue
+    return workers
+
+
+def _every_worker_ready(url: str, proc: subprocess.Popen, in_a_row: int = 20) -> None:
+    """Readiness 200 on `in_a_row` new connections in a row, each accepted by either worker."""
+    ready = 0
+    while ready < in_a_row:
+        wait_ready(url, proc)
+        ready = ready + 1 if httpx.get(f"{url}/v2/health/ready").status_code == 200 else 0
+
+
+def _live_gauges(url: str) -> dict[str, float]:
+    families = text_string_to_metric_families(httpx.get(f"{url}/metrics").text)
+    names = ("mrmp_cache_entries", "mrmp_cache_bytes", "mrmp_in_flight_requests")
+    return {f.name: sum(s.value for s in f.samples) for f in families if f.name in names}
+
+
+def test_replaced_workers_leave_no_live_gauges_behind(synthetic_store, tmp_path):
+    """--workers 2: a worker killed and replaced takes its live gauges with it, so the cache
+    gauges are the live workers' values (here: replace both, and they are a fresh server's)."""
+    url, _, proc = start_server(synthetic_store, tmp_path, "--workers", "2")
+    try:
+        _every_worker_ready(url, proc)
+        fresh = _live_gauges(url)
+        with httpx.Client() as http:
+            for rate in (0.61, 0.62, 0.63, 0.64, 0.65, 0.66):
+                body = {"sequences": [sequence(frames=4)], "rate": rate}
+                assert http.post(f"{url}/v1/classify", json=body).status_code == 200
+        loaded = _live_gauges(url)
+        assert loaded["mrmp_cache_entries"] == fresh["mrmp_cache_entries"] + 6
+        assert loaded["mrmp_cache_bytes"] > fresh["mrmp_cache_bytes"]
+        first = _workers(proc.pid)
+        assert len(first) == 2
+        for victim in sorted(first):
+            os.kill(victim, signal.SIGKILL)
+            deadline = time.monotonic() + 60
+            while victim in (now := _workers(proc.pid)) or len(now) < 2:
+                assert time.monotonic() < deadline, "the supervisor never replaced the worker"
+                time.sleep(0.2)
+        assert not _workers(proc.pid) & first
+        _every_worker_ready(url, proc)
+        for _ in range(4):  # each scrape lands on either new worker
+            assert _live_gauges(url) == fresh
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=30)
+
+
 @pytest.mark.parametrize("damage", ["truncated", "flipped", "manifest"])
 def test_serve_refuses_a_bad_store_at_start_naming_the_file(synthetic_store, tmp_path, damage):
     bad = tmp_path / "bad"
