@@ -166,7 +166,11 @@ class V2Output(BaseModel):
 class V2InferBody(BaseModel):
     id: str | None = None
     parameters: dict[str, Any] | None = Field(
-        None, description='serving options: {"rate": 0.9} or {"tier": "fast"}, "mode"'
+        None,
+        description='serving options, as v1\'s fields: {"rate": 0.9} or {"tier": "fast"}, '
+        '"mode", "allow_degrade", "max_latency_ms" or "min_accuracy"; the protocol\'s reserved '
+        "parameters are accepted, typed (binary_data_output, sequence_id, sequence_start, "
+        "sequence_end, priority, timeout, headers, triton_*); any other name is a 422",
     )
     inputs: list[V2Tensor] = Field(
         description='one tensor "skeleton", FP32 (or FP64), [batch, frames, joints, 3]: '
