@@ -19,15 +19,15 @@ import uvicorn
 
 from service.app import create_app
 from service.settings import Settings
-from tests.service_helpers import ready_client, sequence
+from tests.service_helpers import ready_client, sequence, wait_ready
 
 J = 30
 GOOD = sequence(frames=6)
 FLAT = [v for frame in GOOD for joint in frame for v in joint]
 
 
-def v2_body(**extra: object) -> dict:
-    tensor = {"name": "skeleton", "shape": [1, 6, J, 3], "datatype": "FP32", "data": FLAT}
+def v2_body(data: list = FLAT, **extra: object) -> dict:
+    tensor = {"name": "skeleton", "shape": [1, 6, J, 3], "datatype": "FP32", "data": data}
     return {"inputs": [tensor], **extra}
 
 
@@ -265,54 +265,21 @@ CORPUS: list[tuple[str, bytes, dict[str, str], int, list[str]]] = [
     (V2, json.dumps(v2_body(parameters=0)).encode(), {}, 422, ["parameters must be a JSON"]),
     (
         V2,
-        json.dumps(
-            {
-                "inputs": [
-                    {
-                        "name": "skeleton",
-                        "shape": [1, 6, J, 3],
-                        "datatype": "FP32",
-                        "data": [*FLAT[:-1], None],
-                    }
-                ]
-            }
-        ).encode(),
+        json.dumps(v2_body([*FLAT[:-1], None])).encode(),
         {},
         422,
         ["inputs[0].data, value 539", "null is not a number"],
     ),
     (
         V2,
-        json.dumps(
-            {
-                "inputs": [
-                    {
-                        "name": "skeleton",
-                        "shape": [1, 6, J, 3],
-                        "datatype": "FP32",
-                        "data": [NULL_AT],
-                    }
-                ]
-            }
-        ).encode(),
+        json.dumps(v2_body([NULL_AT])).encode(),
         {},
         422,
         ["inputs[0].data, sequence 0, frame 2, joint 7, axis y", "null is not a number"],
     ),
     (
         V2,
-        json.dumps(
-            {
-                "inputs": [
-                    {
-                        "name": "skeleton",
-                        "shape": [1, 6, J, 3],
-                        "datatype": "FP32",
-                        "data": [json.loads(DEEP)],
-                    }
-                ]
-            }
-        ).encode(),
+        json.dumps(v2_body([json.loads(DEEP)])).encode(),
         {},
         422,
         ["nested too deep"],
@@ -357,20 +324,22 @@ def live(synthetic_store: Path, tmp_path_factory: pytest.TempPathFactory) -> Ite
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     url = f"http://127.0.0.1:{port}"
-    import httpx
-
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            if httpx.get(f"{url}/v2/health/ready").status_code == 200:
-                break
-        except httpx.TransportError:
-            pass
-        assert time.monotonic() < deadline, "server never turned ready"
-        time.sleep(0.05)
+    wait_ready(url, _Running(thread))
     yield url
     server.should_exit = True
     thread.join(10)
+
+
+class _Running:
+    """A server thread seen as wait_ready sees a process: poll() is None while it runs."""
+
+    stdout = None
+
+    def __init__(self, thread: threading.Thread) -> None:
+        self.thread = thread
+
+    def poll(self) -> int | None:
+        return None if self.thread.is_alive() else 1
 
 
 def _port(url: str) -> int:
