@@ -13,7 +13,7 @@ import uvicorn
 from pydantic import ValidationError
 
 from mrmp.store import StoreError, load_model
-from service.lifecycle import GracefulServer
+from service.lifecycle import DrainingHttpToolsProtocol, GracefulServer
 from service.settings import Settings
 
 
@@ -47,6 +47,7 @@ def serve_cmd(
         "log_level": settings.log_level,
         "access_log": settings.access_log,
         "timeout_graceful_shutdown": settings.graceful_timeout,
+        "http": DrainingHttpToolsProtocol,
     }
     app_factory = "service.app:create_app"
     if settings.workers > 1:

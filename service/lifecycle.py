@@ -1,18 +1,99 @@
 """Graceful shutdown: on SIGTERM (or SIGINT) the service first reports not ready, keeps serving
 for `drain_seconds` so load balancers and Kubernetes stop routing to it, then stops accepting,
-finishes the requests in flight within `graceful_timeout`, and exits 0."""
+finishes the requests in flight within `graceful_timeout`, and exits 0.
+
+No request whose bytes reached the server is dropped. uvicorn alone resets two kinds when it
+stops: connections the kernel had completed but the server not yet accepted (closing a listener
+resets its queue), and accepted connections whose request was still unread in the socket
+(closing a socket with unread data sends a reset). So, before the listeners close, the kernel
+is told to drop new handshakes (a socket filter: the client's connect is refused later, never
+reset after sending) and the queue is accepted; and an idle connection is closed only after it
+has been quiet a moment, a request arriving meanwhile being served with `Connection: close`.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import ctypes
+import os
+import select
+import socket
+import struct
+import sys
 import threading
-from collections.abc import Generator
+import time
+from collections.abc import Generator, Iterable
 from types import FrameType
 
 import uvicorn
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 # Process-wide: set by the first termination signal, read by the readiness endpoints.
 DRAINING = threading.Event()
+
+# How long an idle connection may stay open at shutdown for a request already on its way.
+QUIET_S = 0.5
+# Longest wait for the accept queue to empty before the listeners close regardless.
+ACCEPT_QUEUE_S = 2.0
+
+_SO_ATTACH_FILTER = 26  # Linux, <asm-generic/socket.h>
+_BPF_RET_K = 0x06  # classic BPF "return k": k = 0 bytes kept, the packet is dropped
+
+
+def refuse_new_connections(listener: socket.socket) -> None:
+    """Drop every packet arriving at `listener` (Linux socket filter): new handshakes do not
+    complete, while the connections already queued stay there to be accepted. Elsewhere a
+    no-op (the listener closes as uvicorn closes it)."""
+    if not sys.platform.startswith("linux"):
+        return
+    program = ctypes.create_string_buffer(struct.pack("HBBI", _BPF_RET_K, 0, 0, 0))
+    fprog = struct.pack("HL", 1, ctypes.addressof(program))
+    with socket.socket(fileno=os.dup(listener.fileno())) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, _SO_ATTACH_FILTER, fprog)
+
+
+async def accept_queue_emptied(listeners: Iterable[socket.socket], timeout: float) -> None:
+    """Return once no listener has a connection waiting to be accepted (the event loop accepts
+    them meanwhile), or after `timeout` seconds."""
+    fds = [s.fileno() for s in listeners]
+    deadline = time.monotonic() + timeout
+    while fds and time.monotonic() < deadline:
+        waiting, _, _ = select.select(fds, [], [], 0)
+        if not waiting:
+            return
+        await asyncio.sleep(0.005)
+
+
+class DrainingHttpToolsProtocol(HttpToolsProtocol):
+    """uvicorn's HTTP protocol, except at shutdown: an idle connection (no request, or its last
+    answer sent) is closed once it has been quiet QUIET_S, not at once; a request that arrives
+    meanwhile is served, and the connection closes after its answer."""
+
+    draining = False
+    heard = False  # bytes arrived since the shutdown began
+
+    def shutdown(self) -> None:
+        self.draining = True
+        if self.cycle is None or self.cycle.response_complete:
+            self.loop.call_later(QUIET_S, self._close_if_quiet)
+        else:
+            self.cycle.keep_alive = False
+
+    def data_received(self, data: bytes) -> None:
+        if self.draining:
+            self.heard = True
+        super().data_received(data)
+
+    def on_headers_complete(self) -> None:
+        super().on_headers_complete()
+        if self.draining:
+            self.cycle.keep_alive = False
+
+    def _close_if_quiet(self) -> None:
+        idle = self.cycle is None or self.cycle.response_complete
+        if idle and not self.heard and not self.transport.is_closing():
+            self.transport.close()
 
 
 class GracefulServer(uvicorn.Server):
@@ -22,12 +103,20 @@ class GracefulServer(uvicorn.Server):
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         if DRAINING.is_set() or self.drain_seconds <= 0:
+            DRAINING.set()
             super().handle_exit(sig, frame)  # a second signal: stop now (uvicorn's way)
             return
         DRAINING.set()
         timer = threading.Timer(self.drain_seconds, super().handle_exit, (sig, frame))
         timer.daemon = True
         timer.start()
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        listeners = [s for server in self.servers for s in server.sockets] + list(sockets or [])
+        for listener in listeners:
+            refuse_new_connections(listener)
+        await accept_queue_emptied(listeners, ACCEPT_QUEUE_S)
+        await super().shutdown(sockets)
 
     @contextlib.contextmanager
     def capture_signals(self) -> Generator[None, None, None]:

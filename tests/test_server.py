@@ -3,12 +3,15 @@ the rate cache, and a clean exit on SIGTERM."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
 import time
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -149,6 +152,54 @@ def test_sigterm_drains_then_exits_0_without_dropping_accepted_requests(syntheti
         w.join()
     assert len(statuses) > served_while_draining > 0
     assert set(statuses) == {200}
+
+
+def _post_on_a_new_connection(port: int, body: bytes) -> str:
+    """One POST on its own connection: the status, "refused" when the connection was not
+    accepted, "dropped" when the request was sent and no answer came (reset or closed)."""
+    with socket.socket() as sock:
+        sock.settimeout(30)
+        try:
+            sock.connect(("127.0.0.1", port))
+        except OSError:
+            return "refused"
+        head = f"POST /v1/classify HTTP/1.1\r\nHost: t\r\nContent-Length: {len(body)}\r\n\r\n"
+        try:
+            sock.sendall(head.encode() + body)
+            answer = sock.recv(64)
+        except ConnectionResetError:
+            return "dropped"
+        return answer.split(b" ")[1].decode() if answer else "dropped"
+
+
+@pytest.mark.parametrize("connections", [16, 64])
+def test_sigterm_under_load_drops_no_request_that_was_sent(synthetic_store, tmp_path, connections):
+    """Default settings, SIGTERM while clients post, a new connection per request: a client is
+    refused a connection or answered, never reset after sending."""
+    _, port, proc = start_server(synthetic_store, tmp_path)
+    body = json.dumps({"sequences": [sequence(frames=4)], "rate": 0.6}).encode()
+    outcomes: list[str] = []
+    stop = threading.Event()
+
+    def load() -> None:
+        while not stop.is_set():
+            outcomes.append(_post_on_a_new_connection(port, body))
+            if outcomes[-1] == "refused":
+                time.sleep(0.01)
+
+    clients = [threading.Thread(target=load) for _ in range(connections)]
+    for c in clients:
+        c.start()
+    time.sleep(1.0)
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=60) == 0
+    time.sleep(0.2)
+    stop.set()
+    for c in clients:
+        c.join()
+    assert "dropped" not in outcomes, Counter(outcomes)
+    assert set(outcomes) <= {"200", "refused"}, Counter(outcomes)
+    assert outcomes.count("200") >= connections
 
 
 def test_two_workers_report_merged_metrics(synthetic_store, tmp_path):
