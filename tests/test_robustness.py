@@ -3,6 +3,7 @@ same corrupted sequences, and the run writes its table, resumes and refuses unit
 settings; the config's missing-detection option trains the reproduction's MRMP with views."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -122,3 +123,14 @@ def test_missing_views_off_keeps_the_settings_hash_and_on_reaches_training():
     assert on.unit_hash("mrmp") != base.unit_hash("mrmp")
     assert Reproduction(on, None).mrmp_config("gaussian").missing_views == 4
     assert Reproduction(base, None).mrmp_config("gaussian").missing_views == 0
+
+
+def test_the_readme_and_docs_quote_the_committed_robustness_table_and_command():
+    root = Path(__file__).resolve().parents[1]
+    for results in sorted((root / "docs" / "results").glob("robustness_*.json")):
+        table = results.with_suffix(".md").read_text().strip()
+        command = json.loads(results.read_text())["command"]
+        for doc in ("README.md", "docs/robustness.md"):
+            text = (root / doc).read_text()
+            assert table in text, f"{doc} does not quote {results.with_suffix('.md').name}"
+            assert f"`{command}`" in text, f"{doc} does not show {results.name}'s command"
