@@ -88,7 +88,7 @@ class _Inflater:
         """The decoded body, inflated in steps so that a bomb is refused (413) at `limit` bytes
         of output, never inflated whole."""
         wbits = self.wbits
-        if self.name == "deflate" and body and body[0] & 0x0F != 8:
+        if self.name == "deflate" and not _zlib_header(body):
             wbits = -zlib.MAX_WBITS  # raw deflate, as some clients send it, not zlib-wrapped
         inflater = zlib.decompressobj(wbits)
         parts: list[bytes] = []
@@ -120,6 +120,11 @@ class _Inflater:
                 f"{self.name} data (Content-Encoding)"
             )
         return b"".join(parts)
+
+
+def _zlib_header(body: bytes) -> bool:
+    """Whether a body starts with a zlib header (RFC 1950: method 8, check bits)."""
+    return len(body) >= 2 and body[0] & 0x0F == 8 and (body[0] << 8 | body[1]) % 31 == 0
 
 
 _ENCODINGS = {
