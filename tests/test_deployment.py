@@ -201,3 +201,29 @@ def test_dockerfile_pins_torch_and_serves():
     assert "/v2/health/ready" in text
     for setting in ("MRMP_HOST=0.0.0.0", "MRMP_PORT=8000", "MRMP_TIER_DIR=/tmp/mrmp-tiers"):
         assert setting in text
+
+
+def _seconds(text: str) -> float:
+    return float(text.removesuffix("s"))
+
+
+def test_shutdown_timings_fit_the_orchestrators_grace():
+    """Kubernetes and compose give a replica time to drain (not ready while still serving),
+    stop accepting and finish its requests before they kill it; Kubernetes' probe sees the
+    503 well within the drain."""
+    from service.lifecycle import ACCEPT_QUEUE_S, QUIET_S
+
+    closing = ACCEPT_QUEUE_S + QUIET_S  # the longest the listeners' close takes
+    pod = _yaml(K8S / "deployment.yaml")["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    env = {e["name"]: e["value"] for e in container["env"]}
+    probe = container["readinessProbe"]
+    seen_within = probe["periodSeconds"] * probe["failureThreshold"]
+    drain, grace = float(env["MRMP_DRAIN_SECONDS"]), float(env["MRMP_GRACEFUL_TIMEOUT"])
+    assert drain >= 2 * seen_within
+    assert drain + closing + grace < pod["terminationGracePeriodSeconds"]
+
+    mrmp = _yaml(COMPOSE)["services"]["mrmp"]
+    drain = float(mrmp["environment"]["MRMP_DRAIN_SECONDS"])
+    grace = float(mrmp["environment"]["MRMP_GRACEFUL_TIMEOUT"])
+    assert drain + closing + grace < _seconds(mrmp["stop_grace_period"])
