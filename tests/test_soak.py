@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import signal
+import socket
 from pathlib import Path
 
 import httpx
@@ -36,9 +37,20 @@ def gauges(url: str) -> dict[str, float]:
     }
 
 
+def stalled_upload(port: int) -> socket.socket:
+    """A POST whose headers and first bytes are sent, and the rest of its body never."""
+    sock = socket.create_connection(("127.0.0.1", port))
+    head = "POST /v1/classify HTTP/1.1\r\nHost: t\r\nContent-Length: 100000\r\n\r\n"
+    sock.sendall(head.encode() + b'{"sequences": [[[')
+    return sock
+
+
 def test_sixty_seconds_at_sixteen_connections_without_errors(synthetic_store, tmp_path):
-    url, _, proc = start_server(synthetic_store, tmp_path)
+    """Meanwhile twelve uploads stall: they are not load (nothing is degraded or refused for
+    them) and each is answered 408 once its body is overdue."""
+    url, port, proc = start_server(synthetic_store, tmp_path)
     try:
+        stalled = [stalled_upload(port) for _ in range(12)]
         bodies = [
             json.dumps({"sequences": [sequence(frames=40, seed=i)], "rate": r}).encode()
             for i, r in enumerate((0.5, 0.9, 0.98, 0.93, 0.7))
@@ -47,6 +59,11 @@ def test_sixty_seconds_at_sixteen_connections_without_errors(synthetic_store, tm
         print(result.summary())
         assert result.errors == 0, result.statuses
         assert result.requests > 1000
+        for sock in stalled:
+            sock.settimeout(5)
+            assert sock.recv(64).startswith(b"HTTP/1.1 408 ")
+            sock.close()
+        assert gauges(url)["mrmp_in_flight_requests"] == 0
     finally:
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=60) == 0
