@@ -42,7 +42,9 @@ def client(synthetic_store: Path, tmp_path_factory: pytest.TempPathFactory):
 # -- no inference before the model is ready ------------------------------------------------
 
 
-def test_inference_before_ready_is_503_with_retry_after_on_both_protocols(synthetic_store, tmp_path):
+def test_inference_before_ready_is_503_with_retry_after_on_both_protocols(
+    synthetic_store, tmp_path
+):
     # No lifespan: the tiers are never prepared, as in the seconds after a start.
     client = TestClient(_app(synthetic_store, tmp_path, onnx_tiers=False))
     name = read_manifest(synthetic_store).name
