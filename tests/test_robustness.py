@@ -134,3 +134,24 @@ def test_the_readme_and_docs_quote_the_committed_robustness_table_and_command():
             text = (root / doc).read_text()
             assert table in text, f"{doc} does not quote {results.with_suffix('.md').name}"
             assert f"`{command}`" in text, f"{doc} does not show {results.name}'s command"
+
+
+@pytest.mark.parametrize(
+    ("options", "problem"),
+    [
+        (["--folds", "7"], "folds for sbu are (0, 1, 2, 3, 4)"),
+        (["--missing-views", "0"], "epochs and missing-views must be >= 1"),
+        (["--prior", "cauchy"], "prior 'cauchy' is not among"),
+    ],
+)
+def test_the_command_refuses_bad_options_before_training(tmp_path, options, problem):
+    from typer.testing import CliRunner
+
+    from lab.cli import app
+
+    config = Path(__file__).resolve().parents[1] / "configs" / "sbu.toml"
+    args = ["robustness", "--config", str(config), "--out", str(tmp_path), *options]
+    result = CliRunner().invoke(app, [*args, "--work", str(tmp_path / "work")])
+    assert result.exit_code == 2
+    assert problem in result.output
+    assert not (tmp_path / "work").exists()
