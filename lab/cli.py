@@ -118,7 +118,13 @@ def train_cmd(
     proto = f"held-out fold {fold}" if fold is not None else "none (trained on all data)"
     table = evaluation_table(model, xte, yte, service_rates(cfg), proto)
     manifest = manifest_for(
-        data, model, cfg, name=name or out.name, command=_command_line(ctx), evaluation=table
+        data,
+        model,
+        cfg,
+        name=name or out.name,
+        command=_command_line(ctx),
+        evaluation=table,
+        test_fold=fold,
     )
     manifest = save_model(out, model, manifest)
     typer.echo(f"wrote {out} (version {manifest.version[:12]}, params {manifest.params})")
