@@ -1,4 +1,5 @@
-"""Skeleton datasets for training and evaluation: SBU, FPHA and synthetic motions."""
+"""Skeleton datasets for training and evaluation: SBU, FPHA, synthetic motions and the
+documented dataset folder (docs/datasets.md)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import os
 from mrmp.skeleton import get_layout
 
 from .dataset import DATA_DIR_ENV, SkeletonDataset, data_root
+from .folder import DatasetFolderError, read_dataset_folder
 from .fpha import FPHA_CLASSES, load_fpha, read_fpha_text
 from .sbu import SBU_CLASSES, SBU_FOLDS, load_sbu, read_sbu_file
 from .synthetic import make_synthetic
@@ -35,12 +37,14 @@ __all__ = [
     "FPHA_CLASSES",
     "SBU_CLASSES",
     "SBU_FOLDS",
+    "DatasetFolderError",
     "SkeletonDataset",
     "data_root",
     "load_dataset",
     "load_fpha",
     "load_sbu",
     "make_synthetic",
+    "read_dataset_folder",
     "read_fpha_text",
     "read_sbu_file",
 ]
