@@ -34,11 +34,18 @@ def bone_shares(
     a, b = (np.asarray(ends, dtype=np.int64) for ends in zip(*bones, strict=True))
     owner = a // (num_joints // persons)
     # Huge coordinates overflow to inf and give NaN shares (the descriptor refuses them).
+    # einsum without BLAS: on the request path, for every sequence (np.linalg.norm and a loop
+    # over persons cost twice as much).
+    person = (owner[:, None] == np.arange(persons)).astype(np.float64)  # (B, P)
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-        lengths = np.linalg.norm(x[:, a] - x[:, b], axis=-1)  # (T, B)
-        totals = np.stack([lengths[:, owner == p].sum(axis=1) for p in range(persons)], axis=1)
+        d = x[:, a] - x[:, b]
+        lengths = np.sqrt(np.einsum("tbc,tbc->tb", d, d))  # (T, B)
+        totals = np.einsum("tb,bp->tp", lengths, person)
         shares = lengths / totals[:, owner]
-    shares[~np.isfinite(shares)] = np.nan
+    finite = np.isfinite(shares)
+    if finite.all():  # the usual case: np.median is ~8x faster than np.nanmedian
+        return np.median(shares, axis=0)
+    shares[~finite] = np.nan
     out = np.full(len(a), np.nan)
     seen = ~np.isnan(shares).all(axis=0)
     out[seen] = np.nanmedian(shares[:, seen], axis=0)
@@ -46,7 +53,7 @@ def bone_shares(
 
 
 # How far beyond the shares seen in training a share may lie before it is unusual, as a fraction
-# of the seen range's width on each side. With the seen range exactly, 10-18% of the sequences
+# of the seen range's width on each side. With the seen range exactly, 9-19% of the sequences
 # of a held-out SBU fold (subjects never seen) fall outside it; with half the width on each
 # side, 0-4% (folds 0-4, stats from the other four folds).
 SHARE_MARGIN = 0.5
