@@ -14,20 +14,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from mrmp.skeleton import SkeletonError, describe
-from mrmp.skeleton.descriptor import (
-    NonFiniteSkeletonError,
-    SkeletonNoExtentError,
-    SkeletonUnderflowError,
-)
-from service.errors import (
-    ApiError,
-    BadShapeError,
-    NoExtentError,
-    NonFiniteError,
-    NotReadyError,
-    UnderflowError,
-)
+from service.describing import describe_request
+from service.errors import NotReadyError
 from service.host import ModelHost, Served
 from service.input_rules import InputRules, InputWarning
 from service.metrics import Metrics
@@ -77,15 +65,6 @@ class Answer:
             "backend": s.runner.backend,
             "cache_hit": self.cache_hit,
         }
-
-
-# The descriptor's refusals, by type: each names its sequence.
-_REFUSALS: tuple[tuple[type[SkeletonError], type[ApiError]], ...] = (
-    (NonFiniteSkeletonError, NonFiniteError),
-    (SkeletonUnderflowError, UnderflowError),
-    (SkeletonNoExtentError, NoExtentError),
-    (SkeletonError, BadShapeError),  # shape, and overflow
-)
 
 
 class DataPlane:
@@ -145,18 +124,9 @@ class DataPlane:
     def describe(
         self, sequences: Sequence[np.ndarray]
     ) -> tuple[np.ndarray, list[list[InputWarning]]]:
-        """(B, J, F) float32 descriptors of the sequences made whole (service.input_rules),
-        and each one's warnings; a sequence that cannot be described is refused, named by its
-        index."""
+        """(B, J, F) float32 descriptors of the sequences made whole, and each one's warnings
+        (service.describing)."""
         host = self.host
-        x = np.empty((len(sequences), *host.input_shape), dtype=np.float32)
-        warnings = []
-        for i, seq in enumerate(sequences):
-            whole, warned = self.rules.apply(seq, i)
-            warnings.append(warned)
-            try:
-                x[i] = describe(whole, host.descriptor, host.num_joints)
-            except SkeletonError as e:
-                refusal = next(api for core, api in _REFUSALS if isinstance(e, core))
-                raise refusal(f"sequence {i}: {e}") from None
-        return x, warnings
+        return describe_request(
+            sequences, self.rules, host.descriptor, host.num_joints, host.input_shape
+        )
