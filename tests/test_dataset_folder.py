@@ -6,23 +6,25 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from mrmp.skeleton import SBU_LAYOUT, get_layout
-from mrmp.skeleton.layouts import CoordinateFrame
-from mrmp.skeleton.proportions import person_bones
+from mrmp.skeleton import FPHA_LAYOUT, SBU_LAYOUT, Layout, get_layout
+from mrmp.skeleton.layouts import CoordinateFrame, repeat_persons
 from tests.conftest import needs_data
 from training.datasets import (
     DatasetFolderError,
     SkeletonDataset,
     data_root,
+    load_fpha,
     load_sbu,
     read_dataset_folder,
 )
 from training.datasets.folder import TEST_FOLD, TRAIN_FOLD
+from training.datasets.folder_writer import sequence_stem, write_dataset_folder
 
 FRAME = {"up": "+y", "handedness": "right", "axes": "metres: x right, y up, z toward the viewer"}
 # One declared person: a chain of four joints.
@@ -435,45 +437,130 @@ def test_a_missing_folder_is_refused(tmp_path: Path):
 # ----------------------------------------------------------------------------- real data
 
 
-def _write_sbu_folder(ds: SkeletonDataset, folder: Path) -> None:
-    """SBU in the folder form: the camera-frame sequences, an explicit one-person layout (two
-    persons), fold numbers."""
-    per = SBU_LAYOUT.num_joints // SBU_LAYOUT.persons
-    bones = [b for b in person_bones(SBU_LAYOUT.bones, SBU_LAYOUT.num_joints, 2) if b[0] < per]
-    info = {
-        "name": "sbu",
-        "classes": list(ds.class_names),
-        "layout": {
-            "joint_names": [n.removeprefix("A_") for n in SBU_LAYOUT.joint_names[:per]],
-            "bones": bones,
-            "persons": SBU_LAYOUT.persons,
-            "root": SBU_LAYOUT.root,
-        },
-        "frame": SBU_LAYOUT.frame.model_dump(),
-    }
-    (folder / "sequences").mkdir(parents=True)
-    (folder / "dataset.json").write_text(json.dumps(info, indent=2))
-    rows = ["sequence,label,split"]
-    for k, (seq_id, x) in enumerate(zip(ds.ids, ds.sequences, strict=True)):
-        stem = seq_id.replace("/", "_")
-        np.save(folder / "sequences" / f"{stem}.npy", x)
-        rows.append(f"{stem},{ds.class_names[ds.labels[k]]},{ds.folds[k]}")
-    (folder / "labels.csv").write_text("\n".join(rows) + "\n")
+def _assert_reads_back_equal(folder: Path, want: SkeletonDataset) -> SkeletonDataset:
+    """The folder read back: `want`'s sequences bitwise, labels, folds, classes, layout (its name
+    aside) and its ids as file stems."""
+    got = read_dataset_folder(folder)
+    assert got.name == want.name and got.class_names == want.class_names
+    assert replace(got.layout, name=want.layout.name) == want.layout  # joints, bones, frame
+    assert got.ids == [sequence_stem(i) for i in want.ids]
+    np.testing.assert_array_equal(got.labels, want.labels)
+    np.testing.assert_array_equal(got.folds, want.folds)
+    assert len(got) == len(want)
+    for x, y in zip(got.sequences, want.sequences, strict=True):
+        assert x.dtype == y.dtype
+        np.testing.assert_array_equal(x, y)
+    return got
+
+
+def _toy_dataset(layout: Layout, folds: list[int], name: str = "toy") -> SkeletonDataset:
+    return SkeletonDataset(
+        name=name,
+        layout=layout,
+        class_names=("wave", "bow, deeply"),  # a comma: labels.csv quotes it
+        sequences=[_sequence(5 + k, layout.num_joints, seed=k) for k in range(len(folds))],
+        labels=np.arange(len(folds)) % 2,
+        folds=np.array(folds),
+        ids=[f"set/{k}" for k in range(len(folds))],
+    )
+
+
+@pytest.mark.parametrize("declare", [False, True])
+@pytest.mark.parametrize("split", ["folds", "train-test"])
+def test_the_writer_writes_a_folder_that_reads_back_equal(
+    tmp_path: Path, declare: bool, split: str
+):
+    ds = _toy_dataset(SBU_LAYOUT, [0, 0, 0, 0, 1, 1], name="sbu")
+    write_dataset_folder(ds, tmp_path / "out", declare_layout=declare, split=split)
+    info = json.loads((tmp_path / "out" / "dataset.json").read_text())
+    assert isinstance(info["layout"], dict) == declare
+    cells = (tmp_path / "out" / "labels.csv").read_text().splitlines()[1].split(",")
+    assert cells[0] == "set_0" and cells[-1] == ("0" if split == "folds" else "train")
+    got = _assert_reads_back_equal(tmp_path / "out", ds)
+    assert got.layout == SBU_LAYOUT  # the declared form gives back the inter-person links
+
+
+def test_a_built_in_layout_in_another_frame_keeps_its_frame(tmp_path: Path):
+    frame = CoordinateFrame(**FRAME)
+    ds = _toy_dataset(replace(get_layout("coco17"), frame=frame), [0, 0, 1, 1, 2, 2])
+    write_dataset_folder(ds, tmp_path)
+    info = json.loads((tmp_path / "dataset.json").read_text())
+    assert info["layout"] == "coco17" and info["frame"] == FRAME
+    assert _assert_reads_back_equal(tmp_path, ds).layout.frame == frame
+
+
+def test_a_layout_that_is_not_built_in_is_declared(tmp_path: Path):
+    person = Layout("hand", ("wrist", "tip"), ((0, 1),), 1, CoordinateFrame(**FRAME), root=0)
+    ds = _toy_dataset(repeat_persons(person, 3, link_persons=True, name="toy"), [0, 0, 1, 1])
+    write_dataset_folder(ds, tmp_path)
+    layout = json.loads((tmp_path / "dataset.json").read_text())["layout"]
+    assert layout == {"joint_names": ["wrist", "tip"], "bones": [[0, 1]], "persons": 3, "root": 0}
+    _assert_reads_back_equal(tmp_path, ds)
+
+
+def _with(**changes: object) -> Callable[[SkeletonDataset], SkeletonDataset]:
+    return lambda ds: replace(ds, **changes)
+
+
+WRITER_REFUSALS: dict[str, tuple[Callable[[SkeletonDataset], SkeletonDataset], str, str]] = {
+    "persons not linked": (
+        _with(layout=repeat_persons(get_layout("ntu25"), 2)),
+        "folds",
+        r"layout 'ntu25x2' \(2 persons\) has no declared form in a dataset folder",
+    ),
+    "two ids, one stem": (
+        _with(ids=["a/b", "a_b", "c", "d"]),
+        "folds",
+        r"sequence ids 'a/b' and 'a_b' make the same file stem 'a_b'",
+    ),
+    "an id that makes no stem": (
+        _with(ids=["a", "..", "c", "d"]),
+        "folds",
+        r"sequence id '\.\.' makes no file stem",
+    ),
+    "a class name labels.csv would change": (
+        _with(class_names=("wave", " bow")),
+        "folds",
+        r"class ' bow': labels\.csv strips its cells",
+    ),
+    "train-test with three folds": (
+        _with(folds=np.array([0, 1, 2, 1])),
+        "train-test",
+        r"split 'train-test' needs folds 0 \(train\) and 1 \(test\), got folds \[0, 1, 2\]",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(WRITER_REFUSALS))
+def test_the_writer_refuses_what_the_folder_cannot_hold(tmp_path: Path, case: str):
+    change, split, message = WRITER_REFUSALS[case]
+    ds = change(_toy_dataset(SBU_LAYOUT, [0, 0, 1, 1], name="sbu"))
+    with pytest.raises(ValueError, match=message):
+        write_dataset_folder(ds, tmp_path / "out", split=split)  # type: ignore[arg-type]
+    assert not (tmp_path / "out").exists()  # refused before anything is written
+
+
+def test_the_writer_refuses_a_folder_that_is_not_empty(tmp_path: Path):
+    (tmp_path / "notes.txt").write_text("mine")
+    ds = _toy_dataset(SBU_LAYOUT, [0, 0, 1, 1], name="sbu")
+    with pytest.raises(FileExistsError, match=re.escape(f"{tmp_path}: not empty")):
+        write_dataset_folder(ds, tmp_path)
+    assert [p.name for p in tmp_path.iterdir()] == ["notes.txt"]
 
 
 @needs_data
-def test_real_sbu_written_as_a_folder_reads_back_equal(tmp_path: Path):
+@pytest.mark.parametrize("declare", [False, True])
+def test_real_sbu_written_as_a_folder_reads_back_equal(tmp_path: Path, declare: bool):
     sbu = load_sbu(data_root())
-    _write_sbu_folder(sbu, tmp_path)
-    ds = read_dataset_folder(tmp_path)
-    assert ds.layout == SBU_LAYOUT  # joint names, bones with the inter-person links, frame
-    assert ds.class_names == sbu.class_names
-    assert ds.ids == [i.replace("/", "_") for i in sbu.ids]
-    np.testing.assert_array_equal(ds.labels, sbu.labels)
-    np.testing.assert_array_equal(ds.folds, sbu.folds)
-    for got, want in zip(ds.sequences, sbu.sequences, strict=True):
-        assert got.dtype == want.dtype
-        np.testing.assert_array_equal(got, want)
+    write_dataset_folder(sbu, tmp_path, declare_layout=declare)
+    assert _assert_reads_back_equal(tmp_path, sbu).layout == SBU_LAYOUT
+
+
+@pytest.mark.skipif(not (data_root() / "fpha").is_dir(), reason="../shared/data is absent")
+def test_real_fpha_written_as_a_train_test_folder_reads_back_equal(tmp_path: Path):
+    fpha = load_fpha(data_root())
+    write_dataset_folder(fpha, tmp_path, split="train-test")
+    assert _assert_reads_back_equal(tmp_path, fpha).layout == FPHA_LAYOUT
 
 
 # ----------------------------------------------------------------------------- the doc
