@@ -24,7 +24,7 @@ from training.datasets import (
     read_dataset_folder,
 )
 from training.datasets.folder import TEST_FOLD, TRAIN_FOLD
-from training.datasets.folder_writer import sequence_stem, write_dataset_folder
+from training.datasets.folder_writer import Split, sequence_stem, write_dataset_folder
 
 FRAME = {"up": "+y", "handedness": "right", "axes": "metres: x right, y up, z toward the viewer"}
 # One declared person: a chain of four joints.
@@ -468,7 +468,7 @@ def _toy_dataset(layout: Layout, folds: list[int], name: str = "toy") -> Skeleto
 @pytest.mark.parametrize("declare", [False, True])
 @pytest.mark.parametrize("split", ["folds", "train-test"])
 def test_the_writer_writes_a_folder_that_reads_back_equal(
-    tmp_path: Path, declare: bool, split: str
+    tmp_path: Path, declare: bool, split: Split
 ):
     ds = _toy_dataset(SBU_LAYOUT, [0, 0, 0, 0, 1, 1], name="sbu")
     write_dataset_folder(ds, tmp_path / "out", declare_layout=declare, split=split)
@@ -502,7 +502,7 @@ def _with(**changes: object) -> Callable[[SkeletonDataset], SkeletonDataset]:
     return lambda ds: replace(ds, **changes)
 
 
-WRITER_REFUSALS: dict[str, tuple[Callable[[SkeletonDataset], SkeletonDataset], str, str]] = {
+WRITER_REFUSALS: dict[str, tuple[Callable[[SkeletonDataset], SkeletonDataset], Split, str]] = {
     "persons not linked": (
         _with(layout=repeat_persons(get_layout("ntu25"), 2)),
         "folds",
@@ -536,7 +536,7 @@ def test_the_writer_refuses_what_the_folder_cannot_hold(tmp_path: Path, case: st
     change, split, message = WRITER_REFUSALS[case]
     ds = change(_toy_dataset(SBU_LAYOUT, [0, 0, 1, 1], name="sbu"))
     with pytest.raises(ValueError, match=message):
-        write_dataset_folder(ds, tmp_path / "out", split=split)  # type: ignore[arg-type]
+        write_dataset_folder(ds, tmp_path / "out", split=split)
     assert not (tmp_path / "out").exists()  # refused before anything is written
 
 
