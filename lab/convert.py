@@ -12,6 +12,7 @@ import typer
 
 from mrmp.skeleton import get_layout
 from training.datasets import SkeletonDataset, data_root, load_fpha, load_sbu, read_dataset_folder
+from training.datasets.folder import TEST_FOLD, TRAIN_FOLD
 from training.datasets.folder_writer import Split, write_dataset_folder
 from training.datasets.frame_csv import read_frame_csv
 from training.datasets.ntu import BENCHMARKS, load_ntu
@@ -48,11 +49,13 @@ def _write(
     except (ValueError, OSError) as e:
         raise _fail(command, e) from None
     folds, counts = np.unique(written.folds, return_counts=True)
-    parts = ", ".join(f"{int(f)}: {int(n)}" for f, n in zip(folds, counts, strict=True))
+    if split == "train-test":
+        per_fold = f"{counts[folds == TRAIN_FOLD][0]} train, {counts[folds == TEST_FOLD][0]} test"
+    else:
+        per_fold = "per fold " + ", ".join(str(n) for n in counts.tolist())
     typer.echo(
-        f"{out}: {len(written)} sequences, {len(written.class_names)} classes, layout "
-        f"{written.layout.name!r} ({written.layout.num_joints} joints), sequences per fold "
-        f"{{{parts}}}"
+        f"{out}: {len(written)} sequences ({per_fold}), {len(written.class_names)} classes, "
+        f"layout {written.layout.name!r} ({written.layout.num_joints} joints)"
     )
 
 

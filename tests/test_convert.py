@@ -208,7 +208,7 @@ def test_convert_ntu_writes_a_folder_that_reads_back_equal(tmp_path: Path):
     )
     assert result.exit_code == 0, result.output
     assert "left out 1 file(s) with no body in any frame: S002C001P001R001A001" in result.output
-    assert "4 sequences, 2 classes, layout 'ntu' (50 joints)" in result.output
+    assert "4 sequences (2 train, 2 test), 2 classes, layout 'ntu' (50 joints)" in result.output
     _same(tmp_path / "out", load_ntu(source, "cross-view")[0])
 
 
@@ -358,7 +358,7 @@ def test_convert_csv_writes_a_folder_that_reads_back_equal(tmp_path: Path):
     ]
     result = runner.invoke(convert_app, args)
     assert result.exit_code == 0, result.output
-    assert "4 sequences, 2 classes, layout 'coco17' (17 joints)" in result.output
+    assert "4 sequences (2 train, 2 test), 2 classes, layout 'coco17' (17 joints)" in result.output
     _same(tmp_path / "out", read_frame_csv(tmp_path / "poses.csv", COCO, name="poses")[0])
     assert (tmp_path / "out" / "sequences" / "clip_1.npy").is_file()
 
@@ -375,6 +375,36 @@ def test_convert_refuses_naming_the_problem(tmp_path: Path):
     assert result.exit_code == 2 and f"{tmp_path}: no .skeleton files" in result.output
 
 
+# ----------------------------------------------------------------------------- the doc
+
+DOC = Path(__file__).resolve().parents[1] / "docs" / "datasets.md"
+
+
+def _block(text: str, fence: str) -> str:
+    start = text.index(f"```{fence}\n") + len(f"```{fence}\n")
+    return text[start : text.index("```", start)]
+
+
+def test_the_docs_worked_conversion_runs_and_prints_what_the_doc_says(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    section = DOC.read_text().split("### A worked conversion", 1)[1]
+    command, *said = _block(section, "console").strip().splitlines()
+    words = command.removeprefix("$ ").split()
+    assert words[:2] == ["mrmp", "convert"]
+    monkeypatch.chdir(tmp_path)
+    exec(compile(_block(section, "python"), str(DOC), "exec"), {})
+    result = runner.invoke(convert_app, words[2:])
+    assert result.exit_code == 0, result.output
+    assert result.output.splitlines() == said
+    ds = read_dataset_folder(tmp_path / "my-poses")
+    assert len(ds) == 6 and all(x.shape == (20, 17, 3) for x in ds.sequences)
+    assert all(np.all(x[..., 2] == 0.0) for x in ds.sequences)
+    wrist = COCO.joint_names.index("left_wrist")
+    assert ds.ids[0] == "clip-0" and np.all(ds.sequences[0][3, wrist] == 0.0)
+    assert np.count_nonzero(np.all(np.concatenate(ds.sequences) == 0.0, axis=-1)) == 1
+
+
 # ----------------------------------------------------------------------------- real data
 
 
@@ -384,7 +414,7 @@ def test_convert_sbu_writes_the_readers_dataset(tmp_path: Path, declare: bool):
     args = ["sbu", "--out", str(tmp_path / "sbu"), "--data-dir", str(data_root())]
     result = runner.invoke(convert_app, [*args, *(["--declare-layout"] if declare else [])])
     assert result.exit_code == 0, result.output
-    assert "282 sequences, 8 classes" in result.output
+    assert "282 sequences (per fold 55, 52, 56, 54, 65), 8 classes" in result.output
     _same(tmp_path / "sbu", load_sbu(data_root()))
     assert read_dataset_folder(tmp_path / "sbu").layout == SBU_LAYOUT
 
@@ -393,6 +423,6 @@ def test_convert_sbu_writes_the_readers_dataset(tmp_path: Path, declare: bool):
 def test_convert_fpha_writes_the_readers_dataset_as_train_test(tmp_path: Path):
     result = runner.invoke(convert_app, ["fpha", "--out", str(tmp_path / "fpha")])
     assert result.exit_code == 0, result.output
-    assert "1175 sequences, 45 classes" in result.output
+    assert "1175 sequences (600 train, 575 test), 45 classes" in result.output
     assert (tmp_path / "fpha" / "labels.csv").read_text().splitlines()[1].endswith(",train")
     _same(tmp_path / "fpha", load_fpha(data_root()))
