@@ -1,25 +1,44 @@
-"""deploy/kserve/inferenceservice.yaml: valid against KServe's own InferenceService schema, its
-pod the one deploy/k8s/deployment.yaml runs, and its port, probes and model name the ones the
-service serves. No cluster needed.
+"""deploy/kserve/inferenceservice.yaml: every field one of KServe's InferenceService, of the
+type KServe's API declares; its pod the one deploy/k8s/deployment.yaml runs; its port, probes
+and model name the ones the service serves. No cluster needed.
 
-The schema is KServe v0.20.0's CRD reduced to the fields the manifest uses
-(deploy/kserve/reduce_crd.py; provenance in deploy/kserve/schema/README.md). It is applied as
-`kubectl apply` applies it (strict field validation, kubectl's default): an unknown field is an
-error, not dropped. The negative cases below show that a misspelled field, a wrong type, a value
-outside an enum or a pattern, a missing required field and a field cut from the reduced copy all
-fail.
+The API is taken from KServe's Python client (`kserve`, in the dev extra): the InferenceService
+as generated models, `kserve.models.V1beta1InferenceService` and its nested `V1beta1*` models,
+with the pod's parts (containers, ports, env, probes, resources, security contexts) as the
+`kubernetes.client` `V1*` models they name. Each model lists its fields (`attribute_map`:
+attribute -> JSON key) and their types (`openapi_types`). Deserializing into them drops
+unknown keys (and KServe's ApiClient cannot reach the kubernetes models), so `_model_errors`
+walks the manifest against these tables instead.
+
+What the models check, and so this test:
+- every key is a JSON key of its model (a misspelled or a Python-style snake_case key is an
+  error, as under `kubectl apply`'s strict field validation);
+- every value has its declared type: str, int (a bool is not one), bool, lists and string-keyed
+  maps of these, nested models; KServe's `ResourceQuantity` is a str ("500m", "1Gi");
+- required fields are present: those whose setter raises on None under client-side validation
+  (KServe's models: `spec.predictor`) or that the kubernetes client marks required (a port's
+  `containerPort`, a container's and an env var's `name`, an HTTP probe's `port`).
+What they do not check: values. Enums (`scaleMetric`, `protocol`), patterns (quantities,
+names), ranges (port numbers, `scaleTarget`) are plain str and int in the models, and
+int-or-string fields (a probe's `port`) are typed `object`, which takes any value. The models
+are the client's release, not the cluster's CRD. KServe's name rule and its custom-predictor
+rules are checked below from KServe's source (v0.20.0).
 """
 
 from __future__ import annotations
 
-import importlib.util
-import json
+import difflib
+import functools
+import operator
 import re
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
-import jsonschema_rs
+import kserve.models
+import kubernetes.client
 import numpy as np
+import pydantic
 import pytest
 import yaml
 from starlette.routing import Match
@@ -32,63 +51,105 @@ from service.v2_codec import INPUT
 from tests.service_helpers import ready_client, sequence
 
 ROOT = Path(__file__).resolve().parent.parent
-KSERVE = ROOT / "deploy" / "kserve"
-MANIFEST = KSERVE / "inferenceservice.yaml"
-SCHEMA = KSERVE / "schema" / "inferenceservice.json"
+MANIFEST = ROOT / "deploy" / "kserve" / "inferenceservice.yaml"
 K8S = ROOT / "deploy" / "k8s"
 DOCKERFILE = ROOT / "docker" / "Dockerfile"
 
 # KServe v0.20.0, pkg/apis/serving/v1beta1/inference_service_validation.go (IsvcNameFmt): the
-# admission webhook refuses other names; the CRD leaves metadata to the API server.
+# admission webhook refuses other names; the models leave metadata.name a plain str.
 ISVC_NAME = re.compile(r"[a-z]([-a-z0-9]*[a-z0-9])?")
 # pkg/constants/constants.go: the custom predictor's container, and its protocol variable.
 MODEL_CONTAINER = "kserve-container"
 PROTOCOL_ENV = "PROTOCOL"
 
 
-def _load_reducer():
-    spec = importlib.util.spec_from_file_location("reduce_crd", KSERVE / "reduce_crd.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+# ---- KServe's InferenceService models ----
+
+# The type names in `openapi_types`: KServe's models (openapi-generator python-legacy) write
+# list[T] and dict(str, T), the kubernetes client's (pydantic) List[T] and Dict[str, T].
+LIST = re.compile(r"[lL]ist\[(.+)\]")
+MAP = re.compile(r"dict\(str, (.+)\)|Dict\[str, (.+)\]")
+NATIVE: dict[str, tuple[type, ...]] = {
+    "str": (str,),
+    "ResourceQuantity": (str,),
+    "int": (int,),
+    "float": (int, float),
+    "bool": (bool,),
+}
 
 
-reduce_crd = _load_reducer()
+@functools.cache
+def _required(model: type) -> frozenset[str]:
+    """The JSON keys `model` cannot go without. The kubernetes client's pydantic models mark
+    them required; KServe's raise ValueError in the field's setter when client-side validation
+    is on and the value is None (set here on an instance made without __init__, which would
+    raise on the first such field)."""
+    if issubclass(model, pydantic.BaseModel):
+        return frozenset(
+            field.serialization_alias or name
+            for name, field in model.model_fields.items()
+            if field.is_required()
+        )
+    probe = model.__new__(model)
+    probe.local_vars_configuration = SimpleNamespace(client_side_validation=True)
+    required = set()
+    for attr, key in model.attribute_map.items():
+        try:
+            setattr(probe, attr, None)
+        except ValueError:
+            required.add(key)
+    return frozenset(required)
 
 
-def _strict(schema: dict[str, Any]) -> dict[str, Any] | bool:
-    """`schema` as kubectl's strict field validation applies it: an object with listed
-    properties refuses others (unless x-kubernetes-preserve-unknown-fields keeps them), and a
-    subschema cut from the reduced copy refuses every value."""
-    if schema.get(reduce_crd.CUT):
-        return False
-    out = dict(schema)
-    if "properties" in schema:
-        out["properties"] = {k: _strict(v) for k, v in schema["properties"].items()}
-        if "additionalProperties" not in schema and not schema.get(
-            "x-kubernetes-preserve-unknown-fields"
-        ):
-            out["additionalProperties"] = False
-    for key in ("items", "additionalProperties"):
-        if isinstance(schema.get(key), dict):
-            out[key] = _strict(schema[key])
-    for key in ("anyOf", "allOf", "oneOf"):
-        if key in schema:
-            out[key] = [_strict(s) for s in schema[key]]
-    return out
-
-
-VENDORED = json.loads(SCHEMA.read_text())
-VALIDATOR = jsonschema_rs.Draft7Validator(_strict(VENDORED))
+def _model_errors(value: Any, type_name: str, path: str = "") -> list[tuple[str, str]]:
+    """(path, message) of each place where `value` is not a `type_name` as KServe's models
+    declare it: an unknown key, a wrong type, a missing required field. Paths are the
+    manifest's keys, `[i]` for a list item and `[key]` for a map entry."""
+    where = path or "(the manifest)"
+    if type_name == "object":  # int-or-string and free-form fields: any value
+        return []
+    if m := LIST.fullmatch(type_name):
+        if not isinstance(value, list):
+            return [(where, f"expected a list ({type_name}), got {type(value).__name__}")]
+        return [e for i, v in enumerate(value) for e in _model_errors(v, m[1], f"{path}[{i}]")]
+    if m := MAP.fullmatch(type_name):
+        if not isinstance(value, dict):
+            return [(where, f"expected a map ({type_name}), got {type(value).__name__}")]
+        errors = [(f"{path}[{k}]", "a map key must be a str") for k in value if type(k) is not str]
+        for key, v in value.items():
+            errors += _model_errors(v, m[1] or m[2], f"{path}[{key}]")
+        return errors
+    if type_name in NATIVE:
+        # bool is an int in Python, never in JSON.
+        if isinstance(value, NATIVE[type_name]) and (type_name == "bool") == (type(value) is bool):
+            return []
+        return [(where, f"expected {type_name}, got {type(value).__name__} {value!r}")]
+    model = getattr(kserve.models, type_name, None) or getattr(kubernetes.client, type_name, None)
+    if model is None:
+        return [(where, f"type {type_name!r} is neither a KServe nor a kubernetes client model")]
+    if not isinstance(value, dict):
+        return [(where, f"expected a {type_name} object, got {type(value).__name__}")]
+    fields = {key: model.openapi_types[attr] for attr, key in model.attribute_map.items()}
+    errors = [
+        (where, f"{type_name} requires {key!r}") for key in sorted(_required(model) - set(value))
+    ]
+    for key, v in value.items():
+        at = f"{path}.{key}" if path else str(key)
+        if key in fields:
+            errors += _model_errors(v, fields[key], at)
+        else:
+            near = difflib.get_close_matches(str(key), fields, n=1)
+            hint = f" (did you mean {near[0]!r}?)" if near else ""
+            errors.append((at, f"unknown field of {type_name}{hint}"))
+    return errors
 
 
 def _errors(isvc: dict[str, Any]) -> list[tuple[str, str]]:
-    """(instance path, message) of every schema error, and of KServe's name rule."""
-    found = [("/".join(map(str, e.instance_path)), e.message) for e in VALIDATOR.iter_errors(isvc)]
+    """(path, message) of every error against KServe's models, and of KServe's name rule."""
+    found = _model_errors(isvc, "V1beta1InferenceService")
     name = isvc.get("metadata", {}).get("name", "")
     if not ISVC_NAME.fullmatch(name):
-        found.append(("metadata/name", f"{name!r} does not match {ISVC_NAME.pattern}"))
+        found.append(("metadata.name", f"{name!r} does not match {ISVC_NAME.pattern}"))
     return found
 
 
@@ -109,95 +170,92 @@ def _env(container: dict[str, Any]) -> dict[str, str]:
     return {e["name"]: e["value"] for e in container["env"]}
 
 
-# ---- KServe's schema ----
-
-
-def test_the_manifest_is_valid_against_kserves_schema():
+def test_the_manifest_matches_kserves_models():
     isvc = _manifest()
     assert (isvc["apiVersion"], isvc["kind"]) == ("serving.kserve.io/v1beta1", "InferenceService")
     assert _errors(isvc) == []
 
 
-def _at(isvc: dict[str, Any], path: str) -> tuple[Any, Any]:
-    """The node holding the last key of a dotted path (list indices as numbers), and that key."""
+def _edit(path: str, value: Any = None, *, rename: str | None = None, drop: bool = False):
+    """A change to the manifest at a dotted path (list indices as numbers): set to `value`,
+    its key renamed to `rename`, or dropped."""
     *parents, leaf = (int(k) if k.isdigit() else k for k in path.split("."))
-    node = isvc
-    for key in parents:
-        node = node[key]
-    return node, leaf
 
+    def change(isvc: dict[str, Any]) -> None:
+        node = functools.reduce(operator.getitem, parents, isvc)
+        if rename:
+            node[rename] = node.pop(leaf)
+        elif drop:
+            del node[leaf]
+        else:
+            node[leaf] = value
 
-def _set(path: str, value: Any):
-    def mutate(isvc):
-        node, leaf = _at(isvc, path)
-        node[leaf] = value
-
-    return mutate
-
-
-def _rename(path: str, new: str):
-    def mutate(isvc):
-        node, leaf = _at(isvc, path)
-        node[new] = node.pop(leaf)
-
-    return mutate
-
-
-def _drop(path: str):
-    def mutate(isvc):
-        node, leaf = _at(isvc, path)
-        del node[leaf]
-
-    return mutate
+    return change
 
 
 C = "spec.predictor.containers.0"
+P = "spec.predictor.containers[0]"
 BAD = {
-    "misspelled probe field": (
-        _rename(f"{C}.readinessProbe.periodSeconds", "periodSecond"),
-        "spec/predictor/containers/0/readinessProbe",
-        "'periodSecond' was unexpected",
+    "misspelled probe field (a kubernetes model)": (
+        _edit(f"{C}.readinessProbe.periodSeconds", rename="periodSecond"),
+        f"{P}.readinessProbe.periodSecond",
+        "unknown field of V1Probe (did you mean 'periodSeconds'?)",
     ),
-    "misspelled predictor field": (
-        _rename("spec.predictor.minReplicas", "minReplica"),
-        "spec/predictor",
-        "'minReplica' was unexpected",
+    "misspelled predictor field (a KServe model)": (
+        _edit("spec.predictor.minReplicas", rename="minReplica"),
+        "spec.predictor.minReplica",
+        "unknown field of V1beta1PredictorSpec (did you mean 'minReplicas'?)",
+    ),
+    "the Python attribute name instead of the JSON key": (
+        _edit(f"{C}.ports.0.containerPort", rename="container_port"),
+        f"{P}.ports[0].container_port",
+        "unknown field of V1ContainerPort",
     ),
     "port as a string": (
-        _set(f"{C}.ports.0.containerPort", "8000"),
-        "spec/predictor/containers/0/ports/0/containerPort",
-        'is not of type "integer"',
+        _edit(f"{C}.ports.0.containerPort", "8000"),
+        f"{P}.ports[0].containerPort",
+        "expected int, got str '8000'",
     ),
-    "scale metric outside the enum": (
-        _set("spec.predictor.scaleMetric", "gpu"),
-        "spec/predictor/scaleMetric",
-        "is not one of",
+    "a bool for an int": (
+        _edit("spec.predictor.scaleTarget", True),
+        "spec.predictor.scaleTarget",
+        "expected int, got bool True",
     ),
-    "memory not a quantity": (
-        _set(f"{C}.resources.limits.memory", "1 GiB"),
-        "spec/predictor/containers/0/resources/limits/memory",
-        "does not match",
+    "an unquoted number as an env value": (
+        _edit(f"{C}.env.1.value", 1),
+        f"{P}.env[1].value",
+        "expected str, got int 1",
     ),
-    "port without its number": (
-        _drop(f"{C}.ports.0.containerPort"),
-        "spec/predictor/containers/0/ports/0",
-        '"containerPort" is a required property',
+    "a number as an annotation value": (
+        _edit("spec.predictor.annotations", {"prometheus.io/port": 8000}),
+        "spec.predictor.annotations[prometheus.io/port]",
+        "expected str, got int 8000",
     ),
-    "a field cut from the reduced schema": (
-        _set("spec.predictor.affinity", {}),
-        "spec/predictor/affinity",
-        "False schema",
+    "a map where a list goes": (
+        _edit(f"{C}.ports", {"http1": 8000}),
+        f"{P}.ports",
+        "expected a list (List[V1ContainerPort]), got dict",
+    ),
+    "port without its number (required by the kubernetes model)": (
+        _edit(f"{C}.ports.0.containerPort", drop=True),
+        f"{P}.ports[0]",
+        "V1ContainerPort requires 'containerPort'",
+    ),
+    "no predictor (required by KServe's model)": (
+        _edit("spec.predictor", drop=True),
+        "spec",
+        "V1beta1InferenceServiceSpec requires 'predictor'",
     ),
     "a name KServe refuses": (
-        _set("metadata.name", "SBU_mrmp"),
-        "metadata/name",
+        _edit("metadata.name", "SBU_mrmp"),
+        "metadata.name",
         "does not match",
     ),
 }
 
 
 @pytest.mark.parametrize("case", BAD)
-def test_kserves_schema_refuses_a_broken_manifest(case):
+def test_kserves_models_refuse_a_broken_manifest(case):
     mutate, where, message = BAD[case]
     isvc = _manifest()
     mutate(isvc)
@@ -205,41 +263,20 @@ def test_kserves_schema_refuses_a_broken_manifest(case):
     assert any(path == where and message in text for path, text in errors), errors
 
 
-def test_the_vendored_schema_is_the_reduction_for_this_manifest():
-    """Reducing the vendored schema again for the manifest changes nothing: it holds no
-    description and no subschema the manifest does not reach (a field dropped from the
-    manifest leaves its schema behind until the CRD is reduced again)."""
-    again = reduce_crd.reduce_schema(VENDORED, [_manifest()])
-    assert again == VENDORED, (
-        "deploy/kserve/schema/inferenceservice.json is stale: reduce the CRD again "
-        "(deploy/kserve/schema/README.md)"
-    )
+GOOD = {
+    "a probe port by name (int-or-string)": _edit(f"{C}.readinessProbe.httpGet.port", "http1"),
+    "a quantity in a KServe model": _edit("spec.predictor.overhead", {"cpu": "250m"}),
+    "a pod field the manifest does not use": _edit("spec.predictor.nodeSelector", {"a": "b"}),
+    "a nested kubernetes model": _edit(f"{C}.startupProbe", {"tcpSocket": {"port": 8000}}),
+}
 
 
-def test_the_reduction_keeps_what_is_reached_and_cuts_the_rest():
-    schema = {
-        "type": "object",
-        "description": "dropped",
-        "required": ["a"],
-        "properties": {
-            "a": {"type": "array", "items": {"type": "object", "properties": {"b": {}, "c": {}}}},
-            "d": {"type": "object", "properties": {"e": {"type": "string"}}},
-            "m": {"type": "object", "additionalProperties": {"type": "integer", "minimum": 0}},
-        },
-    }
-    got = reduce_crd.reduce_schema(schema, [{"a": [{"b": 1}, {}], "m": {"k": 1}}])
-    cut = {reduce_crd.CUT: True}
-    assert got == {
-        "type": "object",
-        "required": ["a"],
-        "properties": {
-            "a": {"type": "array", "items": {"type": "object", "properties": {"b": {}, "c": cut}}},
-            "d": cut,
-            "m": {"type": "object", "additionalProperties": {"type": "integer", "minimum": 0}},
-        },
-    }
-    with pytest.raises(ValueError, match="'not'"):
-        reduce_crd.reduce_schema({"not": {"type": "string"}}, [1])
+@pytest.mark.parametrize("case", GOOD)
+def test_kserves_models_accept_other_valid_fields(case):
+    """The check refuses what the models do not declare, not what the manifest does not use."""
+    isvc = _manifest()
+    GOOD[case](isvc)
+    assert _errors(isvc) == []
 
 
 # ---- KServe's admission rules for a custom predictor ----
