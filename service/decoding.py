@@ -3,7 +3,9 @@ the bounds on sequences and frames; each refusal raised as its own error type.
 
 Bodies are read as bytes, decoded with orjson and checked here by hand: FastAPI's model parsing
 costs several times the network itself on these bodies (nested lists of floats). The pydantic
-models in `service.schemas` describe the same bodies for the OpenAPI document.
+models in `service.schemas` describe the same bodies for the OpenAPI document. The skeleton
+coordinates of a well-formed body skip Python's lists altogether (`service.json_arrays`); any
+other body takes the checked path here, whose messages name the fault.
 """
 
 from __future__ import annotations
@@ -241,9 +243,12 @@ FRAME_LEVELS = ("frame", "joint", "axis")
 
 
 def numeric(value: Any, where: str, levels: Sequence[str] = FRAME_LEVELS) -> np.ndarray:
-    """Nested lists of numbers as one regular array with one dimension per level; a refusal
+    """Nested lists of numbers as one regular array with one dimension per level (an array
+    `decode_json_arrays` decoded with as many dimensions is returned as it is); a refusal
     names `where`, the position of the first fault (e.g. frame 3, joint 7, axis z) and the
     rule it breaks."""
+    if isinstance(value, np.ndarray) and value.ndim == len(levels):
+        return value
     try:
         arr = np.array(value)
     except (ValueError, RecursionError):

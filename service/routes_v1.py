@@ -17,7 +17,6 @@ from service.decoding import (
     check_count,
     check_frames,
     decode_ask,
-    decode_json,
     json_object,
     numeric,
     read_body,
@@ -27,6 +26,7 @@ from service.dependencies import HostDep, PlaneDep, SettingsDep
 from service.errors import BadShapeError, BadTopKError
 from service.host import ModelHost
 from service.http_methods import serve_head_where_get
+from service.json_arrays import decode_json_arrays
 from service.responses import ERROR_RESPONSES, json_response
 from service.schemas import ClassifyAnswer, ClassifyBody, RatesAnswer, request_body
 from service.settings import Settings
@@ -60,13 +60,19 @@ def decode_classify(data: Any, started: float, settings: Settings, classes: int)
     arrays = []
     for i, seq in enumerate(seqs):
         where = f"sequence {i}"
-        if not isinstance(seq, list):
+        if not isinstance(seq, list | np.ndarray):
             raise BadShapeError(f"{where} must be a list of frames (T x J x 3)")
         check_frames(len(seq), settings.max_frames, where)
         arrays.append(numeric(seq, where))
     return ClassifyRequest(
         InferenceRequest(arrays, ask, started), min(top_k, classes, settings.max_top_k)
     )
+
+
+def decode_body(body: bytes) -> Any:
+    """A classify body's JSON, each sequence a (T, J, 3) float64 array when the body is
+    well formed (nested lists otherwise, for decode_classify to name the fault)."""
+    return decode_json_arrays(body, ("sequences",), ndims=(3,), each=True)
 
 
 def encode_classify(answer: Answer, top_k: int, host: ModelHost) -> dict[str, object]:
@@ -102,7 +108,7 @@ async def classify(
     """Classify skeleton sequences with the network pruned at the asked rate (or tier)."""
     started = time.perf_counter()
     body = await read_body(request, settings.max_body_bytes, settings.body_timeout_s)
-    req = decode_classify(decode_json(body), started, settings, len(host.class_names))
+    req = decode_classify(decode_body(body), started, settings, len(host.class_names))
     answer = await plane.infer(req.request)
     encoded = encode_classify(answer, req.top_k, host)
     encoded["timings"] = {

@@ -40,6 +40,7 @@ from service.errors import (
     UnsupportedDatatypeError,
 )
 from service.host import ModelHost
+from service.json_arrays import decode_json_arrays
 from service.responses import json_response
 from service.settings import Settings
 
@@ -73,10 +74,12 @@ class V2Request:
 
 
 def split_body(
-    body: bytes, header_length: str | None, content_type: str | None
+    body: bytes, header_length: str | None, content_type: str | None, arrays: bool = True
 ) -> tuple[Any, bytes]:
     """The JSON part of a body and the binary tensor data after it (empty without the
-    Inference-Header-Content-Length header)."""
+    Inference-Header-Content-Length header); with `arrays`, a well-formed tensor's JSON data
+    as one float64 ndarray (`_decode_json`)."""
+    decode = _decode_json if arrays else decode_json
     if header_length is None:
         if content_type is not None and content_type.startswith("application/octet-stream"):
             raise MissingHeaderLengthError(
@@ -84,7 +87,7 @@ def split_body(
                 f"Inference-Header-Content-Length header: the byte length of its JSON part"
             )
         try:
-            return decode_json(body), b""
+            return decode(body), b""
         except MalformedJsonError:
             end = _json_end(body)
             if end is not None and end < len(body):
@@ -106,12 +109,18 @@ def split_body(
             f"body"
         )
     try:
-        return decode_json(body[:split]), body[split:]
+        return decode(body[:split]), body[split:]
     except MalformedJsonError as e:
         raise MalformedJsonError(
             f"the JSON part (the first {split} bytes, per Inference-Header-Content-Length): "
             f"{e.message}"
         ) from None
+
+
+def _decode_json(body: bytes) -> Any:
+    """JSON with the tensor's `data` as an ndarray, flat or nested [batch][frame][joint][axis]
+    or [frame][joint][axis], when it is a regular array of numbers."""
+    return decode_json_arrays(body, ("inputs", 0, "data"), ndims=(1, 3, 4), each=False)
 
 
 def _json_end(body: bytes) -> int | None:
@@ -134,7 +143,29 @@ def decode_infer(
     joints, 3] (or [frames, joints, 3]), FP32 or FP64, as JSON data or binary data.
     `headers` are the request's (Inference-Header-Content-Length, Content-Type)."""
     header_length, content_type = headers.get(HEADER_LENGTH), headers.get("content-type")
-    data, binary = split_body(body, header_length, content_type)
+    try:
+        return _decode_infer(body, header_length, content_type, started, settings, num_joints)
+    except _NestedOtherwiseError:
+        # Refused as nested lists, so the message is the checked path's.
+        return _decode_infer(
+            body, header_length, content_type, started, settings, num_joints, arrays=False
+        )
+
+
+class _NestedOtherwiseError(Exception):
+    """JSON data decoded as an array nested otherwise than the tensor's shape."""
+
+
+def _decode_infer(
+    body: bytes,
+    header_length: str | None,
+    content_type: str | None,
+    started: float,
+    settings: Settings,
+    num_joints: int,
+    arrays: bool = True,
+) -> V2Request:
+    data, binary = split_body(body, header_length, content_type, arrays)
     data = json_object(data, "the inference request")
     params = request_parameters(data.get("parameters"))
     rid = data.get("id")
@@ -243,7 +274,10 @@ def _tensor_data(
     if "data" not in tensor:
         raise BadShapeError("inputs[0] has no data (and no binary_data_size)")
     values = tensor["data"]
-    nested = isinstance(values, list) and bool(values) and isinstance(values[0], list)
+    if isinstance(values, np.ndarray) and values.ndim not in (1, dims):
+        raise _NestedOtherwiseError
+    nested = isinstance(values, np.ndarray) and values.ndim > 1
+    nested |= isinstance(values, list) and bool(values) and isinstance(values[0], list)
     # Flat (as tritonclient sends it) or nested as the shape is: [sequence][frame][joint][axis]
     levels = ("sequence", *FRAME_LEVELS)[-dims:] if nested else ("value",)
     arr = numeric(values, "inputs[0].data", levels).reshape(-1)
