@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from service.batching import Batcher
 from service.describing import describe_request
 from service.errors import NotReadyError
 from service.host import ModelHost, Served
@@ -70,6 +71,13 @@ class Answer:
 class DataPlane:
     def __init__(self, host: ModelHost, metrics: Metrics, rules: InputRules) -> None:
         self.host, self.metrics, self.rules = host, metrics, rules
+        settings = host.settings
+        self.batcher = Batcher(
+            settings.batch_max_size,
+            settings.batch_max_delay_ms / 1e3,
+            metrics,
+            lambda: metrics.active,
+        )
 
     async def infer(self, request: InferenceRequest) -> Answer:
         """Resolve the network (the policy, then degradation under load), describe the
@@ -91,6 +99,7 @@ class DataPlane:
         finally:
             metrics.in_flight.dec()
             metrics.active -= 1
+            self.batcher.flush_if_idle()
 
     async def _infer(self, request: InferenceRequest) -> Answer:
         host = self.host
@@ -102,15 +111,15 @@ class DataPlane:
         if choice.degraded_from is not None:
             self.metrics.degraded.labels(self.metrics.label(choice.rate)).inc()
         served, hit, derive_s = host.network(choice.key)
-        t0 = time.perf_counter()
-        logits = served.runner(x)
-        inference_s = time.perf_counter() - t0
+        run = await self.batcher.run(served, x)
+        # Per request, the duration of the call that served it (a batch's, once per request in
+        # it): the count stays the request count and live_p50 a request's view.
         self.metrics.inference_duration.labels(
             self.metrics.label(served.key.rate), served.runner.backend
-        ).observe(inference_s)
+        ).observe(run.inference_s)
         host.record_observed(served)
         return Answer(
-            logits=logits,
+            logits=run.logits,
             warnings=warnings,
             choice=choice,
             served=served,
@@ -118,7 +127,7 @@ class DataPlane:
             cache_hit=hit,
             prepare_s=prepared - request.started,
             derive_s=derive_s,
-            inference_s=inference_s,
+            inference_s=run.inference_s,
         )
 
     def describe(

@@ -69,6 +69,9 @@ BUCKETS = (
     1.0,
     2.5,
 )
+# Sequences per network call: powers of two up to the largest request (max_sequences 64) and
+# beyond, for a batch_max_size set higher.
+BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
 
 
 def rate_label(rate: float, step: float = 0.01) -> str:
@@ -90,8 +93,21 @@ class Metrics:
         )
         self.inference_duration = Histogram(
             "mrmp_inference_duration_seconds",
-            "Network execution time per request, by served rate (snapped) and backend",
+            "Network execution time per request (of the batched call that served it), by "
+            "served rate (snapped) and backend",
             ["rate", "backend"],
+            buckets=BUCKETS,
+            registry=r,
+        )
+        self.batch_size = Histogram(
+            "mrmp_batch_size",
+            "Sequences per network call (requests coalesced by dynamic batching)",
+            buckets=BATCH_BUCKETS,
+            registry=r,
+        )
+        self.batch_queue_wait = Histogram(
+            "mrmp_batch_queue_wait_seconds",
+            "Time a request waited for its batch's network call, per request",
             buckets=BUCKETS,
             registry=r,
         )

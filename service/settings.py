@@ -11,6 +11,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from mrmp.rates import Mode
 from mrmp.runtime import MEMORY_DENSITY
 
+BATCH_MAX_DELAY_MS = 2.0
+
 DEFAULT_MODEL = Path(__file__).resolve().parent.parent / "model_store" / "sbu-mrmp"
 
 
@@ -60,6 +62,20 @@ class Settings(BaseSettings):
         True,
         description="hold and run sparse matrices as CSR (where calibration shows it is "
         "faster, or at or below memory_density); off: every network runs dense",
+    )
+
+    batch_max_delay_ms: float = Field(
+        BATCH_MAX_DELAY_MS,
+        ge=0,
+        description="dynamic batching: the longest a request waits for others for the same "
+        "network to join its batch (Triton's max_queue_delay); a batch runs sooner when full or "
+        "when every request in flight is waiting in one; 0: batching off",
+    )
+    batch_max_size: int = Field(
+        32,
+        ge=1,
+        description="dynamic batching: the most sequences in one network call (a request with "
+        "as many or more runs alone)",
     )
 
     degrade_in_flight: int = Field(
