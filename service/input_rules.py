@@ -13,14 +13,15 @@ A warning is {"code": ..., "message": ...} plus its specifics:
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
 from mrmp.manifest import Manifest
 from mrmp.skeleton import missing
-from mrmp.skeleton.proportions import bone_name, bone_shares, person_bones
-from service.errors import NoSkeletonError, TooShortError
+from mrmp.skeleton.proportions import bone_name, bone_shares_batch, person_bones
+from service.errors import ApiError, NoSkeletonError, TooShortError
 from service.settings import Settings
 
 InputWarning = dict[str, object]
@@ -32,6 +33,16 @@ class ShareBounds:
 
     bones: tuple[tuple[int, int], ...]
     bounds: np.ndarray  # (len(bones), 2)
+
+
+@dataclass(frozen=True)
+class MadeWhole:
+    """A request's sequences made whole and each one's warnings, up to `refusal`: the refusal
+    of the sequence after them (None when none was refused)."""
+
+    sequences: list[np.ndarray]
+    warnings: list[list[InputWarning]]
+    refusal: ApiError | None
 
 
 @dataclass(frozen=True)
@@ -84,13 +95,45 @@ class InputRules:
             "nan_is_missing": self.nan_is_missing,
         }
 
-    def apply(self, seq: np.ndarray, index: int) -> tuple[np.ndarray, list[InputWarning]]:
-        """Sequence `index` made whole ((T', J, 3), T' <= T) and its warnings; a sequence not
-        of the layout's (T, J, 3) shape is returned as it is, for the descriptor to refuse.
-        Raises NoSkeletonError (nothing observed) or TooShortError (refuse_short)."""
+    def apply_all(self, sequences: Sequence[np.ndarray]) -> MadeWhole:
+        """The sequences made whole, each ((T', J, 3), T' <= T) with its warnings, up to the
+        first one refused (NoSkeletonError: nothing observed; TooShortError: refuse_short),
+        which `MadeWhole.refusal` holds, naming its index; a sequence not of the layout's
+        (T, J, 3) shape is kept as it is, for the descriptor to refuse. The proportions of
+        all of them are measured at once (`bone_shares_batch`)."""
+        wholes: list[np.ndarray] = []
+        warnings: list[list[InputWarning]] = []
+        checked: list[tuple[int, missing.MissingReport]] = []  # sequences of the layout's shape
+        refusal = None
+        for index, seq in enumerate(sequences):
+            try:
+                whole, warned, report = self._made_whole(seq, index)
+            except (NoSkeletonError, TooShortError) as e:
+                refusal = e
+                break
+            if report is not None:
+                checked.append((index, report))
+            wholes.append(whole)
+            warnings.append(warned)
+        if self.shares is not None and checked:
+            shares = bone_shares_batch(
+                [wholes[i] for i, _ in checked],
+                self.shares.bones,
+                len(self.joint_names),
+                self.persons,
+            )
+            for (i, report), values in zip(checked, shares, strict=True):
+                warnings[i] += self._proportions(self.shares, values, report)
+        return MadeWhole(wholes, warnings, refusal)
+
+    def _made_whole(
+        self, seq: np.ndarray, index: int
+    ) -> tuple[np.ndarray, list[InputWarning], missing.MissingReport | None]:
+        """One sequence made whole, its warnings but those on proportions, and what was
+        missing (None: not of the layout's shape, returned as it is)."""
         joints = len(self.joint_names)
         if seq.ndim != 3 or seq.shape[0] == 0 or seq.shape[1:] != (joints, 3):
-            return seq, []
+            return seq, [], None
         try:
             x, report = missing.fill_missing(seq, self.persons, self.bones, self.nan_is_missing)
         except missing.NoSkeletonError as e:
@@ -117,9 +160,7 @@ class InputRules:
                     "min_frames": self.min_frames,
                 }
             )
-        if self.shares is not None:
-            warnings += self._proportions(self.shares, x, report)
-        return x, warnings
+        return x, warnings, report
 
     def _missing(self, report: missing.MissingReport) -> list[InputWarning]:
         out: list[InputWarning] = []
@@ -171,18 +212,19 @@ class InputRules:
         return out
 
     def _proportions(
-        self, shares: ShareBounds, x: np.ndarray, report: missing.MissingReport
+        self, shares: ShareBounds, values: np.ndarray, report: missing.MissingReport
     ) -> list[InputWarning]:
-        """Bones whose share lies outside the range expected from training; persons with a joint
-        never observed are not checked (their filled joints make bones of length 0)."""
-        joints = len(self.joint_names)
-        per = joints // self.persons
-        incomplete = {j // per for j in report.absent_joints}
-        values = bone_shares(x, shares.bones, joints, self.persons)
+        """Bones whose share (`values`, per checked bone) lies outside the range expected from
+        training; persons with a joint never observed are not checked (their filled joints make
+        bones of length 0)."""
         low, high = shares.bounds[:, 0], shares.bounds[:, 1]
-        owner = np.array([a // per for a, _ in shares.bones])
         outside = (values < low) | (values > high)
-        outside &= ~np.isin(owner, list(incomplete))
+        if not outside.any():
+            return []
+        if report.absent_joints:
+            per = len(self.joint_names) // self.persons
+            owner = np.array([a // per for a, _ in shares.bones])
+            outside &= ~np.isin(owner, [j // per for j in report.absent_joints])
         if not outside.any():
             return []
         bones = [

@@ -41,10 +41,7 @@ def decode_json_arrays(
 def _fast_arrays(
     body: bytes, path: tuple[str | int, ...], ndims: tuple[int, ...], each: bool
 ) -> Any:
-    keys = [b'"' + k.encode() + b'"' for k in path if isinstance(k, str)]
-    # Without escapes every quote opens or closes a string, so a key written once in the text
-    # is the object's key (JSON allows no bare words besides true, false and null).
-    if b"\\" in body or any(body.count(k) != 1 for k in keys):
+    if b"\\" in body:  # escapes: a quote may not end a string, a key be spelled otherwise
         return None
     try:
         doc = simdjson.Parser().parse(body)
@@ -62,7 +59,15 @@ def _fast_arrays(
         value = value[step]
     if not isinstance(value, simdjson.Array):
         return None
-    start = body.index(b"[", body.index(keys[-1]) + len(keys[-1]))  # after the colon
+    # The body's text without numbers and blanks: its brackets, commas and colons, its strings
+    # (less the characters of numbers) and true, false, null. Without escapes every quote
+    # opens or closes a string, and JSON allows no bare word but those three, so the key found
+    # once in it is the one written, once, in the body: the value's own key.
+    text = body.translate(None, _NUMBER_TEXT)
+    key = b'"' + str(path[-1]).encode().translate(None, _NUMBER_TEXT) + b'":'
+    at = text.find(key)
+    if at < 0 or text.find(key, at + 1) >= 0:
+        return None
     parts = list(value) if each else [value]
     expected: list[bytes] = []
     arrays: list[np.ndarray] = []
@@ -78,8 +83,8 @@ def _fast_arrays(
             return None
         arrays.append(flat.reshape(shape))
         expected.append(_skeleton(shape))
-    text = b"[" + b",".join(expected) + b"]" if each else expected[0]
-    if not body[start:].translate(None, _NUMBER_TEXT).startswith(text):
+    regular = b"[" + b",".join(expected) + b"]" if each else expected[0]
+    if not text.startswith(regular, at + len(key)):
         return None
     return _plain(doc, path, arrays if each else arrays[0])
 

@@ -6,14 +6,30 @@ from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
 
 import numpy as np
 import orjson
 import pytest
 
+from mrmp.skeleton import DescriptorConfig, describe, describe_batch
+from mrmp.skeleton.descriptor import (
+    NonFiniteSkeletonError,
+    SkeletonNoExtentError,
+    SkeletonOverflowError,
+    SkeletonShapeError,
+)
+from mrmp.skeleton.proportions import bone_shares, bone_shares_batch
+from mrmp.store import read_manifest
 from service.decoding import decode_json
+from service.describing import describe_request
+from service.errors import NoExtentError, TooShortError
+from service.input_rules import InputRules
 from service.json_arrays import decode_json_arrays
+from service.settings import Settings
+from tests.conftest import needs_data
 from tests.service_helpers import sequence
+from training.datasets import data_root, load_sbu
 
 SEQ = sequence(frames=5, joints=4)
 
@@ -55,11 +71,12 @@ def test_blanks_integers_and_exponents_are_numbers_too():
         _v1([[[[1, 2, 3], [4, [], 5, 6]]]]),  # an empty list where a number belongs
         _v1([[[1, 2, 3], [4, 5, 6]]]),  # too shallow
         _v1([[[[1, None, 3]]]]),
+        _v1([[[[1, {"x": 2}, 3]]]]),
+        b'{"sequences": [[[[1, 2, 3]]]], "s1equences": 1}',  # a key alike once numbers are gone
         _v1([[[[1, True, 3]]]]),
         _v1([[[[1, "2", 3]]]]),
         _v1([[]]),
         _v1([]),
-        _v1([[[[1, 2, 3]]]], tier="sequences"),  # the key's text written twice
         _v1([[[[1, 2, 3]]]], tier='"\\u0041"'),  # an escape
         _v1([[[[1, 2, 10**30]]]]),  # beyond an int64
         b'{"sequences": [[[[1, 2, NaN]]]]}',
@@ -83,9 +100,13 @@ def test_any_other_body_decodes_as_before(body):
 
 
 def test_the_other_fields_keep_their_json_values():
-    body = b'{"mode": "[[", "sequences": [[[[1, 2, 3]]]], "rate": [[[1, 2]]], "top_k": {"a": null}}'
+    body = (
+        b'{"mode": "[[", "tier": "sequences", "sequences": [[[[1, 2, 3]]]], "rate": [[[1, 2]]], '
+        b'"top_k": {"a": null}}'
+    )
     data = _fast(body)
     assert data["rate"] == [[[1, 2]]] and data["top_k"] == {"a": None} and data["mode"] == "[["
+    assert data["tier"] == "sequences"
     assert isinstance(data["sequences"][0], np.ndarray)
 
 
@@ -97,3 +118,76 @@ def test_v2_data_is_one_array_flat_or_nested():
         arr = got["inputs"][0]["data"]
         assert arr.shape == shape
         np.testing.assert_array_equal(arr.reshape(-1), np.array(flat))
+
+
+DESCRIPTORS = [
+    DescriptorConfig(chunks=4, root_joint=(2, 17)),
+    DescriptorConfig(chunks=7, velocity=True, root_joint=(0, 15), local_frame=(0, 1, 2)),
+    DescriptorConfig(chunks=3, axis_scale=(1.0, 2.0, 0.5), velocity=True),
+]
+
+
+@needs_data
+@pytest.mark.parametrize("config", DESCRIPTORS)
+def test_describing_a_batch_equals_describing_each_sequence(config):
+    seqs = load_sbu(data_root()).sequences[:64]  # frame counts 10 to 46
+    assert len({len(s) for s in seqs}) > 5
+    each = np.stack([describe(s, config, 30) for s in seqs])
+    np.testing.assert_array_equal(describe_batch(seqs, config, 30), each)
+
+
+@pytest.mark.parametrize(
+    ("bad", "error", "index"),
+    [
+        ([np.full((3, 4, 3), 1e200) * np.arange(3)[:, None, None], None], SkeletonOverflowError, 1),
+        ([np.full((3, 4, 3), np.nan), np.full((3, 4, 3), 1e200)], NonFiniteSkeletonError, 1),
+        ([np.ones((3, 4, 3)), np.zeros((2, 4, 3))], SkeletonNoExtentError, 1),
+        ([np.ones((3, 5, 3)), np.ones((3, 4, 3))], SkeletonShapeError, 1),
+    ],
+)
+def test_a_batch_refuses_its_first_refused_sequence_by_its_index(bad, error, index):
+    good = np.asarray(sequence(frames=4, joints=4, seed=2))
+    seqs = [good, *(b for b in bad if b is not None)]
+    with pytest.raises(error, match=f"^sequence {index}: "):
+        describe_batch([*seqs, np.full((2, 4, 3), np.nan)])
+
+
+@needs_data
+def test_the_input_rules_over_a_batch_equal_them_over_each_sequence():
+    store = Path(__file__).parents[1] / "model_store" / "sbu-mrmp"
+    rules = InputRules.of(read_manifest(store), Settings(model_path=store, min_frames=20))
+    assert rules.shares is not None
+    rng = np.random.default_rng(0)
+    seqs = [s.astype(np.float64) for s in load_sbu(data_root()).sequences[:48]]
+    for s in seqs[::3]:  # some joints and frames missing, some bones stretched
+        s[rng.integers(len(s)), :15] = 0.0
+        s[:, rng.integers(30)] = 0.0
+    seqs[5][:, 4] *= 3.0
+    batch = rules.apply_all(seqs)
+    assert batch.refusal is None
+    codes = {w["code"] for ws in batch.warnings for w in ws}
+    assert {"missing_joints", "few_frames", "unusual_proportions"} <= codes
+    for i, s in enumerate(seqs):
+        one = rules.apply_all([s])
+        assert one.warnings[0] == batch.warnings[i]
+        np.testing.assert_array_equal(one.sequences[0], batch.sequences[i])
+    shares = bone_shares_batch(batch.sequences, rules.shares.bones, 30, 2)
+    for i, s in enumerate(batch.sequences):
+        np.testing.assert_array_equal(bone_shares(s, rules.shares.bones, 30, 2), shares[i])
+
+
+def test_a_refused_sequence_comes_after_an_earlier_one_the_descriptor_refuses(synthetic_store):
+    manifest = read_manifest(synthetic_store)
+    settings = Settings(model_path=synthetic_store, min_frames=3, refuse_short=True)
+    rules = InputRules.of(manifest, settings)
+    good = np.asarray(sequence(frames=6))
+    flat = np.ones((6, 30, 3))  # no spatial extent
+    short = good[:2]
+    shape = manifest.descriptor_config, 30, (30, manifest.descriptor_config.feature_dim())
+    with pytest.raises(NoExtentError, match=r"^sequence 1: "):
+        describe_request([good, flat, short], rules, *shape)
+    with pytest.raises(TooShortError, match=r"^sequence 1: "):
+        describe_request([good, short, flat], rules, *shape)
+    x, warnings = describe_request([good, good[:4]], rules, *shape)
+    np.testing.assert_array_equal(x[1], describe(good[:4], manifest.descriptor_config, 30))
+    assert warnings == [[], []]

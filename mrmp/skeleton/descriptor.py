@@ -171,35 +171,41 @@ def _validate(sequence: Any, num_joints: int | None) -> np.ndarray:
     return x
 
 
-def _chunk_bounds(T: int, M: int) -> tuple[np.ndarray, np.ndarray]:
-    """Start frame and frame count of each chunk.
+def _chunk_bounds(frames: np.ndarray, M: int) -> tuple[np.ndarray, np.ndarray]:
+    """(B, M) start frame and frame count of each chunk of B sequences of `frames` frames.
 
     Chunk m spans frames floor(m*T/M) .. floor((m+1)*T/M)-1; when that is empty (T < M) it is
     the single frame floor(m*T/M) (always < T). `np.add.reduceat` over these starts sums exactly
     these frames: for a non-increasing start pair it returns the single frame at the start.
     """
+    T = frames[:, None]
     edges = (np.arange(M + 1, dtype=np.int64) * T) // M
-    start = np.minimum(edges[:-1], T - 1)
-    count = np.maximum(edges[1:] - edges[:-1], 1)
+    start = np.minimum(edges[:, :-1], T - 1)
+    count = np.maximum(edges[:, 1:] - edges[:, :-1], 1)
     return start, count
 
 
-def _centre_and_scale(x: np.ndarray) -> tuple[np.ndarray, float]:
-    """Mean point of all frames and joints, and the RMS distance of the points from it.
+def _centres_and_spreads(
+    x: np.ndarray, offsets: np.ndarray, frames: np.ndarray, points: list[np.ndarray]
+) -> tuple[np.ndarray, np.ndarray]:
+    """(B, 3) mean point of each sequence's frames and joints, and (B,) the RMS distance of its
+    points from it; `x` the B sequences' frames one after another, sequence b from frame
+    `offsets[b]`, `frames[b]` frames long, and `points` the sequences themselves.
 
     Uses E|x|^2 - |c|^2 (fast: no broadcast over the whole array) and falls back to the exact
-    two-pass form when cancellation would cost precision (spread tiny next to the offset).
-    Avoids BLAS (vdot/matmul): OpenBLAS threads medium-size dots, costing milliseconds per call.
+    two-pass form for a sequence where cancellation would cost precision (spread tiny next to
+    the offset). Avoids BLAS (vdot/matmul): OpenBLAS threads medium-size dots, costing
+    milliseconds per call.
     """
-    n = x.shape[0] * x.shape[1]
-    centre = x.sum(axis=0).sum(axis=0) / n
-    flat = x.ravel()
-    c2 = float(np.einsum("i,i->", centre, centre))
-    var = float(np.einsum("i,i->", flat, flat)) / n - c2
-    if var <= 1e-6 * c2:
-        d = (x - centre).ravel()
-        var = float(np.einsum("i,i->", d, d)) / n
-    return centre, float(np.sqrt(max(var, 0.0)))
+    n = (frames * x.shape[1]).astype(np.float64)
+    centre = np.add.reduceat(x, offsets, axis=0).sum(axis=1) / n[:, None]
+    squares = np.add.reduceat(np.einsum("tjc,tjc->t", x, x), offsets)
+    c2 = np.einsum("bc,bc->b", centre, centre)
+    var = squares / n - c2
+    for b in np.flatnonzero(var <= 1e-6 * c2):
+        d = (points[b] - centre[b]).ravel()
+        var[b] = float(np.einsum("i,i->", d, d)) / n[b]
+    return centre, np.sqrt(np.maximum(var, 0.0))
 
 
 def _scale_of(x: np.ndarray, centre: np.ndarray, rms: float) -> float:
@@ -249,64 +255,127 @@ def describe(
     [chunk0 xyz, chunk1 xyz, ...], followed with `velocity` by the same layout of per-chunk mean
     per-frame displacement (np.gradient over time, normalized likewise; zero for one frame),
     with `root_joint` by positions relative to that joint, with `local_frame` by positions in
-    that moving frame.
+    that moving frame. The same computation as `describe_batch`'s, for a batch of one.
 
     Raises SkeletonShapeError, NonFiniteSkeletonError, SkeletonOverflowError (values too large
     to normalize), SkeletonUnderflowError (a spread too small to normalize) or
     SkeletonNoExtentError (every point the same).
     """
-    config = config or DescriptorConfig()
-    x = _validate(sequence, num_joints)
-    T, J, _ = x.shape
-    config.check_joints(J)
-    if config.axis_scale is not None:
-        x = x * np.asarray(config.axis_scale)
-    # Overflow is detected on the result below; no RuntimeWarnings on the way.
-    with np.errstate(over="ignore", invalid="ignore", under="ignore"):
-        centre, rms = _centre_and_scale(x)
-        scale = _scale_of(x, centre, rms)
-        start, count = _chunk_bounds(T, config.chunks)
-        inv = (scale / count)[:, None, None]
-        # Chunk means are linear in x, so normalize the small (M, J, 3) sums, not the whole array.
-        sums = np.add.reduceat(x, start, axis=0)
-        parts = [sums * inv - centre * scale]
-        if config.velocity:
-            vel = np.gradient(x, axis=0) if T > 1 else np.zeros_like(x)
-            parts.append(np.add.reduceat(vel, start, axis=0) * inv)
-        if config.root_joint is not None:
-            roots = config.person_roots()
-            per = J // len(roots)
-            root_of = np.repeat(np.asarray(roots), per)  # each joint's own root
-            parts.append((sums - sums[:, root_of]) * inv)
-        if config.local_frame is not None:
-            parts.append(
-                np.add.reduceat(_in_local_frame(x, config.local_frame), start, axis=0) * inv
-            )
-        # (M, J, 3) blocks -> (J, M*3) each, concatenated along features.
-        blocks = [p.transpose(1, 0, 2).reshape(J, -1) for p in parts]
-        out = np.concatenate(blocks, axis=1).astype(np.float32)
-    if not np.isfinite(out).all():  # finite but huge inputs (e.g. 1e200) overflow
-        raise SkeletonOverflowError("sequence values are too large to normalize (overflow)")
-    return out
+    try:
+        return _describe_all([sequence], config or DescriptorConfig(), num_joints)[0]
+    except _RefusedError as refused:
+        raise refused.error from None
 
 
 def describe_batch(
     sequences: Iterable[Any], config: DescriptorConfig | None = None, num_joints: int | None = None
 ) -> np.ndarray:
-    """(B, J, F) float32 descriptors; every sequence must have the same joint count."""
+    """(B, J, F) float32 descriptors of B (T_b, J, 3) sequences (frame counts may differ), as
+    `describe` gives each one, computed over the whole batch at once; every sequence must have
+    the same joint count. Raises the refusal `describe` raises for the first sequence refused,
+    its message starting "sequence b: "."""
     config = config or DescriptorConfig()
-    out: list[np.ndarray] = []
-    for i, seq in enumerate(sequences):
+    try:
+        return _describe_all(list(sequences), config, num_joints)
+    except _RefusedError as refused:
+        error = refused.error
+        raise type(error)(f"sequence {refused.index}: {error}") from None
+
+
+class _RefusedError(Exception):
+    """The first sequence of a batch that cannot be described, and why."""
+
+    def __init__(self, index: int, error: SkeletonError) -> None:
+        super().__init__(index, error)
+        self.index, self.error = index, error
+
+
+def _describe_all(
+    sequences: list[Any], config: DescriptorConfig, num_joints: int | None
+) -> np.ndarray:
+    """`describe_batch` with its first refusal raised as _RefusedError: the sequences before it are
+    described first, so that the refusal is the one `describe` would raise first in order."""
+    xs: list[np.ndarray] = []
+    for b, seq in enumerate(sequences):
         try:
-            d = describe(seq, config, num_joints)
-        except SkeletonError as exc:
-            raise type(exc)(f"sequence {i}: {exc}") from None
-        if out and d.shape != out[0].shape:
-            raise SkeletonShapeError(
-                f"sequence {i}: {d.shape[0]} joints, but sequence 0 has {out[0].shape[0]}"
-            )
-        out.append(d)
-    if not out:
+            x = _validate(seq, num_joints)
+            config.check_joints(x.shape[1])
+            if xs and x.shape[1] != xs[0].shape[1]:
+                raise SkeletonShapeError(
+                    f"{x.shape[1]} joints, but sequence 0 has {xs[0].shape[1]}"
+                )
+        except SkeletonError as e:
+            _describe_valid(xs, config)  # an earlier sequence's refusal comes first
+            raise _RefusedError(b, e) from None
+        xs.append(x)
+    if not xs:
         j = num_joints if num_joints is not None else 0
         return np.zeros((0, j, config.feature_dim()), dtype=np.float32)
-    return np.stack(out)
+    return _describe_valid(xs, config)
+
+
+def _describe_valid(xs: list[np.ndarray], config: DescriptorConfig) -> np.ndarray:
+    """(B, J, F) descriptors of validated (T_b, J, 3) float64 sequences, their frames stacked
+    one after another so that every step runs once over the batch; each step keeps to its
+    own sequence's frames (np.add.reduceat over the sequences' and chunks' first frames)."""
+    if not xs:
+        return np.zeros((0, 0, config.feature_dim()), dtype=np.float32)
+    frames = np.array([len(x) for x in xs])
+    offsets = np.concatenate([[0], np.cumsum(frames)[:-1]])
+    x = np.concatenate(xs) if len(xs) > 1 else xs[0]
+    B, M, J = len(xs), config.chunks, x.shape[1]
+    if config.axis_scale is not None:
+        x = x * np.asarray(config.axis_scale)
+        xs = [x[o : o + t] for o, t in zip(offsets, frames, strict=True)]
+    # Overflow is detected on the result below; no RuntimeWarnings on the way.
+    with np.errstate(over="ignore", invalid="ignore", under="ignore"):
+        centre, rms = _centres_and_spreads(x, offsets, frames, xs)
+        scale = np.ones(B)
+        refused: list[tuple[int, SkeletonError]] = []
+        for b in range(B):
+            try:
+                scale[b] = _scale_of(xs[b], centre[b], float(rms[b]))
+            except SkeletonError as e:
+                refused.append((b, e))
+                break
+        first, count = _chunk_bounds(frames, M)
+        start = (offsets[:, None] + first).reshape(-1)  # every chunk's first frame in x
+        inv = (scale[:, None] / count).reshape(-1)[:, None, None]  # (B*M, 1, 1)
+        # Chunk means are linear in x, so normalize the small (B*M, J, 3) sums, not the whole
+        # array.
+        sums = np.add.reduceat(x, start, axis=0)
+        shift = np.repeat(centre * scale[:, None], M, axis=0)[:, None, :]
+        parts = [sums * inv - shift]
+        if config.velocity:
+            parts.append(np.add.reduceat(_gradients(x, offsets, frames), start, axis=0) * inv)
+        if config.root_joint is not None:
+            roots = config.person_roots()
+            root_of = np.repeat(np.asarray(roots), J // len(roots))  # each joint's own root
+            parts.append((sums - sums[:, root_of]) * inv)
+        if config.local_frame is not None:
+            local = _in_local_frame(x, config.local_frame)
+            parts.append(np.add.reduceat(local, start, axis=0) * inv)
+        # (B*M, J, 3) blocks -> (B, J, M*3) each, concatenated along features.
+        blocks = [p.reshape(B, M, J, 3).transpose(0, 2, 1, 3).reshape(B, J, -1) for p in parts]
+        out = np.concatenate(blocks, axis=2).astype(np.float32)
+    finite = np.isfinite(out).all(axis=(1, 2))
+    if not finite.all():  # finite but huge inputs (e.g. 1e200) overflow
+        error = SkeletonOverflowError("sequence values are too large to normalize (overflow)")
+        refused.append((int(np.flatnonzero(~finite)[0]), error))
+    if refused:
+        raise _RefusedError(*min(refused, key=lambda r: r[0]))
+    return out
+
+
+def _gradients(x: np.ndarray, offsets: np.ndarray, frames: np.ndarray) -> np.ndarray:
+    """np.gradient over time of each sequence in `x` (frames one after another, as in
+    `_describe_valid`): central differences inside, one-sided at each sequence's ends, zero
+    for a sequence of one frame."""
+    grad = np.empty_like(x)
+    grad[1:-1] = (x[2:] - x[:-2]) / 2.0
+    first, last = offsets, offsets + frames - 1
+    long = frames > 1
+    grad[first[long]] = x[first[long] + 1] - x[first[long]]
+    grad[last[long]] = x[last[long]] - x[last[long] - 1]
+    grad[first[~long]] = 0.0
+    return grad

@@ -30,9 +30,18 @@ def bone_shares(
     """(B,) float64: for each of the B `bones` (joint pairs within one person, as
     `person_bones` gives), its length's share of the summed length of its person's bones, the
     median over the frames of the (T, J, 3) sequence `x`. NaN for a bone whose person has no
-    bone length in any frame."""
+    bone length in any frame. `bone_shares_batch` of a batch of one."""
+    return bone_shares_batch([x], bones, num_joints, persons)[0]
+
+
+def bone_shares_batch(
+    xs: Sequence[np.ndarray], bones: Sequence[tuple[int, int]], num_joints: int, persons: int
+) -> np.ndarray:
+    """(S, B) float64: `bone_shares` of each of S (T_s, J, 3) float64 sequences (frame counts
+    may differ), computed over all their frames at once."""
     a, b = (np.asarray(ends, dtype=np.int64) for ends in zip(*bones, strict=True))
     owner = a // (num_joints // persons)
+    x = np.concatenate(xs) if len(xs) > 1 else xs[0]
     # Huge coordinates overflow to inf and give NaN shares (the descriptor refuses them).
     # einsum without BLAS: on the request path, for every sequence (np.linalg.norm and a loop
     # over persons cost twice as much).
@@ -42,13 +51,26 @@ def bone_shares(
         lengths = np.sqrt(np.einsum("tbc,tbc->tb", d, d))  # (T, B)
         totals = np.einsum("tb,bp->tp", lengths, person)
         shares = lengths / totals[:, owner]
+    frames = [len(s) for s in xs]
+    if len(set(frames)) == 1:  # one median over a (S, T, B) array
+        return _median_over_frames(shares.reshape(len(xs), frames[0], -1))
+    ends = np.cumsum(frames)
+    return np.stack(
+        [_median_over_frames(shares[e - t : e][None])[0] for e, t in zip(ends, frames, strict=True)]
+    )
+
+
+def _median_over_frames(shares: np.ndarray) -> np.ndarray:
+    """(S, B) median over axis 1 of (S, T, B) shares, NaN where a bone has no finite share."""
     finite = np.isfinite(shares)
     if finite.all():  # the usual case: np.median is ~8x faster than np.nanmedian
-        return np.median(shares, axis=0)
-    shares[~finite] = np.nan
-    out = np.full(len(a), np.nan)
-    seen = ~np.isnan(shares).all(axis=0)
-    out[seen] = np.nanmedian(shares[:, seen], axis=0)
+        return np.median(shares, axis=1)
+    shares = np.where(finite, shares, np.nan)
+    out = np.full(shares.shape[::2], np.nan)
+    seen = ~np.isnan(shares).all(axis=1)  # (S, B)
+    with np.errstate(invalid="ignore"):
+        medians = np.nanmedian(np.where(seen[:, None], shares, 0.0), axis=1)
+    out[seen] = medians[seen]
     return out
 
 
@@ -72,9 +94,8 @@ def share_bounds(
     layout (links between persons are left out)."""
     joints = len(joint_names)
     within = person_bones(bones, joints, persons)
-    shares = np.array(
-        [bone_shares(np.asarray(s, dtype=np.float64), within, joints, persons) for s in sequences]
-    )
+    xs = [np.asarray(s, dtype=np.float64) for s in sequences]
+    shares = bone_shares_batch(xs, within, joints, persons)
     low, high = np.nanmin(shares, axis=0), np.nanmax(shares, axis=0)
     pad = SHARE_MARGIN * (high - low)
     return {
