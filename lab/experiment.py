@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -17,7 +18,7 @@ from mrmp.rates import MODES
 from mrmp.skeleton import DescriptorConfig, describe_batch
 from mrmp.skeleton.proportions import share_bounds
 from training.augment import AugmentConfig, make_augment, training_views
-from training.datasets import SkeletonDataset, load_dataset
+from training.datasets import SkeletonDataset, load_dataset, read_dataset_folder
 from training.evaluate import RATE_GRID, evaluate_rates
 from training.train import TrainConfig, train
 
@@ -63,11 +64,43 @@ def load_data(
 ) -> Data:
     """A dataset under `proto` (default: the dataset's committed protocol), described with
     `descriptor` (default: the protocol's)."""
-    proto = proto or protocol(name)
+    return described(load_dataset(name, data_dir), proto or protocol(name), descriptor)
+
+
+def load_folder(
+    path: Path, descriptor: DescriptorConfig | None = None, proto: Protocol | None = None
+) -> Data:
+    """A dataset folder (docs/datasets.md) under `proto` (default: `folder_protocol`'s),
+    described with `descriptor` (default: the protocol's). Raises DatasetFolderError."""
+    ds = read_dataset_folder(path)
+    return described(ds, proto or folder_protocol(ds), descriptor)
+
+
+def described(
+    ds: SkeletonDataset, proto: Protocol, descriptor: DescriptorConfig | None = None
+) -> Data:
+    """`ds` with its descriptors computed once (`descriptor`, default the protocol's)."""
     descriptor = descriptor or proto.descriptor
-    ds = load_dataset(name, data_dir)
     x = torch.from_numpy(describe_batch(ds.sequences, descriptor, ds.layout.num_joints))
     return Data(ds, proto, descriptor, x, torch.from_numpy(ds.labels).long())
+
+
+def folder_protocol(ds: SkeletonDataset) -> Protocol:
+    """The protocol of a dataset trained without an experiment file: the author's 8 filters,
+    batches of 64 (a small dataset still takes several steps an epoch), the descriptor's
+    defaults with each person described about its own root when the layout declares one (as
+    SBU's protocol does, configs/sbu.toml), and no augmentation (a person swap or a rotation
+    may change what a user's class means)."""
+    layout = ds.layout
+    roots = layout.person_roots() if layout.root is not None else None
+    root_joint = roots[0] if roots is not None and len(roots) == 1 else roots
+    return Protocol(
+        description=f"dataset folder {ds.name!r}",
+        filters=8,
+        batch_size=64,
+        test_folds=tuple(sorted({int(f) for f in ds.folds})),
+        descriptor=DescriptorConfig(root_joint=root_joint),
+    )
 
 
 @dataclass
@@ -99,17 +132,19 @@ def train_config(data: Data, **overrides: Any) -> TrainConfig:
     return replace(cfg, **overrides)
 
 
-def fit(data: Data, model: LatentGCN, test_fold: int | None, cfg: TrainConfig, **kw: Any) -> None:
+def fit(
+    data: Data, model: LatentGCN, test_fold: int | None, cfg: TrainConfig, **kw: Any
+) -> list[dict]:
     """`train` on every fold but `test_fold` (None: all data), with the configuration's
     augmentation built for the dataset's layout and, with temporal crops or missing-detection
-    views, those views."""
+    views, those views; returns `train`'s history (per epoch: epoch, ce, kl, lr)."""
     x, y, _, _ = data.split(test_fold)
     if cfg.temporal_crops > 1 or cfg.missing_views > 0:
         train_part, _ = data.indices(test_fold)
         sequences = [data.dataset.sequences[i] for i in train_part]
         x = training_views(sequences, data.dataset.layout, data.descriptor, cfg)
     augment = make_augment(AugmentConfig(**cfg.augment), data.dataset.layout, data.descriptor)
-    train(model, x, y, cfg, augment=augment, **kw)
+    return train(model, x, y, cfg, augment=augment, **kw)
 
 
 def service_rates(cfg: TrainConfig) -> tuple[float, ...]:
@@ -147,7 +182,17 @@ def manifest_for(
         "kl_weight": cfg.kl_weight,
         "seen_rates": list(rates),
         "rate_range": [0.0, 0.99] if cfg.method != "dense" else [0.0, 0.0],
-        "training": {"config": cfg.to_dict(), "command": command},
+        "training": {
+            "config": cfg.to_dict(),
+            "command": command,
+            "data": {
+                "dataset": ds.name,
+                "sequences": len(ds.labels),
+                "held_out_fold": test_fold,
+                "protocol": data.protocol.description,
+                "settings": data.protocol.record(),
+            },
+        },
         "evaluation": evaluation,
         "input_stats": {"bone_share": shares},
     }

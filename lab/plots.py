@@ -1,4 +1,5 @@
-"""The paper's Figure 4 as plots: accuracy against rate, and observed against requested rate."""
+"""The paper's Figure 4 as plots (accuracy against rate, observed against requested rate), and
+one model's report: its accuracy per rate, confusion matrices and training loss."""
 
 from __future__ import annotations
 
@@ -54,6 +55,77 @@ def plot_observed_rate(results: dict, path: Path) -> None:
     ax.set_xlabel("requested rate")
     ax.set_ylabel("observed rate (threshold a(r) from the prior)")
     ax.set_title(f"{results['dataset']}: observed against requested rate")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def plot_model_accuracy(rates: dict[str, dict[str, dict[str, float]]], path: Path) -> None:
+    """One model's held-out accuracy against rate, per mode (the manifest's evaluation
+    table: mode -> rate key -> accuracy, observed rate)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for mode, table in rates.items():
+        keys = sorted(table, key=float)
+        ax.plot([float(k) for k in keys], [table[k]["accuracy"] for k in keys], label=mode)
+    ax.set_xlabel("pruning rate")
+    ax.set_ylabel("held-out accuracy (%)")
+    ax.set_title("accuracy against pruning rate")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, title="threshold")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def plot_confusion(matrices: dict[str, list[list[int]]], classes: list[str], path: Path) -> None:
+    """Confusion matrices side by side, one per rate key: rows true class, columns predicted,
+    counts written in the cells."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    n = len(classes)
+    size = max(3.0, 0.45 * n + 1.5)
+    fig, axes = plt.subplots(1, len(matrices), figsize=(size * len(matrices), size), squeeze=False)
+    for ax, (key, counts) in zip(axes[0], matrices.items(), strict=True):
+        ax.imshow(counts, cmap="Blues")
+        ax.set_title(f"rate {key}")
+        ax.set_xticks(range(n), classes, rotation=90, fontsize=7)
+        ax.set_yticks(range(n), classes, fontsize=7)
+        ax.set_xlabel("predicted")
+        ax.set_ylabel("true")
+        for i in range(n):
+            for j in range(n):
+                if counts[i][j]:
+                    ax.text(j, i, str(counts[i][j]), ha="center", va="center", fontsize=6)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def plot_history(history: list[dict], path: Path) -> None:
+    """Training loss per epoch: the cross-entropy and, when trained with it, the KL term."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    epochs = [h["epoch"] for h in history]
+    ax.plot(epochs, [h["ce"] for h in history], label="cross-entropy")
+    if any(h["kl"] for h in history):
+        ax.plot(epochs, [h["kl"] for h in history], label="KL to the prior")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("loss (mean over the epoch's steps)")
+    ax.set_yscale("log")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()

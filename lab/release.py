@@ -1,5 +1,7 @@
-"""The shipped default model: MRMP with the reproduction's best prior, trained on all of a
-dataset, its manifest carrying the reproduction's cross-validated table per rate.
+"""The model to ship: MRMP trained on all of a dataset, its manifest carrying what it can be
+expected to do on new data. For a built-in dataset (the shipped default model) that is the
+reproduction's cross-validated table with its best prior; for a dataset folder, the table of a
+model trained with the same settings without the held-out fold.
 
 A model trained on every sample has no held-out data of its own; the table it carries is the
 mean over folds of the MRMP models trained with the same settings on each fold's training
@@ -9,11 +11,23 @@ part (the reproduction's units), which is what a user can expect of it on new su
 from __future__ import annotations
 
 import statistics
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from lab.experiment import ModelSpec, build_model, fit, manifest_for
-from lab.reproduce import SEED, Reproduction
+from lab.config import MrmpSettings
+from lab.experiment import (
+    Data,
+    ModelSpec,
+    build_model,
+    evaluation_table,
+    fit,
+    manifest_for,
+    service_rates,
+    train_config,
+)
+from lab.model_report import report_rates, write_model_report
+from lab.reproduce import SEED, Reproduction, mrmp_config
 from mrmp.manifest import Manifest
 from mrmp.rates import MODES
 from mrmp.store import save_model
@@ -67,6 +81,49 @@ def release(repro: Reproduction, out: Path, *, name: str, command: str) -> Manif
     data = repro.data
     model = build_model(data, ModelSpec(prior=prior, seed=SEED))
     tc = repro.mrmp_config(prior)
+    fit(data, model, None, tc, desc=f"release {prior}")
+    manifest = manifest_for(data, model, tc, name=name, command=command, evaluation=evaluation)
+    return save_model(out, model, manifest)
+
+
+def release_folder(
+    data: Data,
+    out: Path,
+    *,
+    name: str,
+    command: str,
+    prior: str,
+    test_fold: int | None,
+    epochs: int | None = None,
+    settings: MrmpSettings | None = None,
+    log: Callable[[str], None] = print,
+) -> Manifest:
+    """MRMP on a dataset folder's data: trained without `test_fold` and evaluated on it (the
+    table, and the report in `<out>/report/`), then trained on all of it and written to `out`
+    with that table. `settings`: an experiment file's MRMP section (default: TrainConfig's,
+    300 epochs); `epochs` overrides either. `test_fold` None skips the measurement (the
+    manifest then has no table)."""
+    if settings is not None:
+        tc = mrmp_config(data, settings, prior, epochs)
+    else:
+        tc = train_config(data, method="mrmp", prior=prior, epochs=epochs or 300, seed=SEED)
+    evaluation: dict[str, Any] = {"protocol": "none (no fold held out)", "samples": 0}
+    if test_fold is not None:
+        log(f"training without fold {test_fold} to measure the table")
+        measured = build_model(data, ModelSpec(prior=prior, seed=SEED))
+        history = fit(data, measured, test_fold, tc, desc=f"held-out fold {test_fold}")
+        _, _, xte, yte = data.split(test_fold)
+        text = (
+            f"{data.protocol.description}: a model trained with the same settings without "
+            f"fold {test_fold}, evaluated on it"
+        )
+        evaluation = evaluation_table(measured, xte, yte, service_rates(tc), text)
+        evaluation["folds"] = [test_fold]
+        classes = list(data.dataset.class_names)
+        rates = report_rates((0.0, tc.max_rate))
+        write_model_report(out, measured, xte, yte, classes, evaluation["rates"], history, rates)
+    log("training on all of the data")
+    model = build_model(data, ModelSpec(prior=prior, seed=SEED))
     fit(data, model, None, tc, desc=f"release {prior}")
     manifest = manifest_for(data, model, tc, name=name, command=command, evaluation=evaluation)
     return save_model(out, model, manifest)

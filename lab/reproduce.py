@@ -14,7 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, cast
 
-from lab.config import Experiment, UnitKind
+from lab.config import Experiment, MrmpSettings, UnitKind
 from lab.experiment import Data, ModelSpec, build_model, fit, load_data, train_config
 from lab.plots import plot_accuracy, plot_observed_rate
 from lab.tables import results_table
@@ -40,6 +40,25 @@ def write_json(path: Path, obj: Any) -> None:
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps(obj, indent=1) + "\n")
     tmp.replace(path)
+
+
+def mrmp_config(
+    data: Data, settings: MrmpSettings, prior: str, epochs: int | None = None
+) -> TrainConfig:
+    """An experiment file's MRMP settings as a training configuration for `data` (`epochs`
+    overriding the file's)."""
+    return train_config(
+        data,
+        method="mrmp",
+        prior=prior,
+        epochs=epochs or settings.epochs,
+        rates_per_step=settings.rates_per_step,
+        rate_jitter=settings.rate_jitter,
+        always_top_rate=settings.top_rate_every_step,
+        kl_weight=settings.kl_weight,
+        missing_views=settings.missing_views or 0,
+        seed=SEED,
+    )
 
 
 class Reproduction:
@@ -156,19 +175,7 @@ class Reproduction:
 
     def mrmp_config(self, prior: str) -> TrainConfig:
         """The MRMP training settings of this reproduction (also those of the release)."""
-        settings = self.exp.mrmp
-        return train_config(
-            self.data,
-            method="mrmp",
-            prior=prior,
-            epochs=settings.epochs,
-            rates_per_step=settings.rates_per_step,
-            rate_jitter=settings.rate_jitter,
-            always_top_rate=settings.top_rate_every_step,
-            kl_weight=settings.kl_weight,
-            missing_views=settings.missing_views or 0,
-            seed=SEED,
-        )
+        return mrmp_config(self.data, self.exp.mrmp, prior)
 
     def _mrmp(self, prior: str, fold: int) -> dict:
         def run(ckpt: Path) -> dict:

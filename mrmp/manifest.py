@@ -118,10 +118,13 @@ class Evaluation(_Model):
 
 
 class Training(_Model):
-    """The training configuration and the command that made the model."""
+    """The training configuration and the command that made the model; `data`: what it was
+    trained on (the dataset, its sequence count, the fold held out, the protocol's description
+    and the settings that shaped the input), absent in stores written before it was recorded."""
 
     config: dict[str, Any]
     command: str
+    data: dict[str, Any] | None = None
 
 
 class Manifest(_Model):

@@ -88,9 +88,16 @@ class RatePolicy:
 
     @classmethod
     def of(cls, settings: Settings, rate_range: tuple[float, float]) -> RatePolicy:
+        """The settings' tiers for a model of `rate_range`. Tiers the operator set (TIERS) must
+        lie in the range; the default tiers are clamped into it, so that any model (a dense
+        one serves rate 0 only) is served with nothing configured."""
+        tiers = dict(settings.tiers)
+        if "tiers" not in settings.model_fields_set:
+            low, high = rate_range
+            tiers = {tier: min(max(rate, low), high) for tier, rate in tiers.items()}
         return cls(
             rate_range,
-            dict(settings.tiers),
+            tiers,
             settings.default_tier,
             settings.tier_mode,
             settings.degrade_tier,

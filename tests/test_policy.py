@@ -119,3 +119,14 @@ def test_degrade_only_under_load_only_when_allowed_and_only_upwards():
 def test_a_tier_outside_the_rate_range_is_refused():
     with pytest.raises(ValueError, match=r"tier 'x' rate 0\.995 is outside"):
         RatePolicy((0.0, 0.99), {"x": 0.995}, "x", "prior", "x", 8)
+
+
+def test_the_default_tiers_are_clamped_into_the_models_range_set_ones_are_not():
+    from service.settings import Settings
+
+    dense = RatePolicy.of(Settings(), (0.0, 0.0))  # a dense model serves rate 0 only
+    assert dense.tiers == {"accurate": 0.0, "balanced": 0.0, "fast": 0.0}
+    assert RatePolicy.of(Settings(), (0.0, 0.95)).tiers == {**TIERS, "fast": 0.95}
+    assert RatePolicy.of(Settings(), (0.0, 0.99)).tiers == TIERS
+    with pytest.raises(ValueError, match=r"tier 'accurate' rate 0\.5 is outside"):
+        RatePolicy.of(Settings(tiers=TIERS), (0.0, 0.0))

@@ -46,3 +46,10 @@ def evaluate_rates(
 ) -> dict[str, dict[str, float]]:
     """{"0.50": {"accuracy": %, "observed_rate": fraction}, ...} for each rate."""
     return {rate_key(r): evaluate_rate(model, x, y, r, mode)[0] for r in rates}
+
+
+def confusion_matrix(y: Tensor, pred: Tensor, num_classes: int) -> Tensor:
+    """(num_classes, num_classes) int64 counts: row = true class, column = predicted class."""
+    flat = y.long() * num_classes + pred.long()
+    counts = torch.bincount(flat, minlength=num_classes * num_classes)
+    return counts.reshape(num_classes, num_classes)

@@ -157,6 +157,7 @@ SBU_LAYOUT = repeat_persons(
             axes="millimetres from the sensor: x to the sensor's left, y up, z away from the "
             "sensor",
         ),
+        root=_SBU_PERSON_JOINTS.index("TORSO"),  # configs/sbu.toml's root_joint
     ),
     2,
     link_persons=True,
@@ -188,6 +189,7 @@ FPHA_LAYOUT = Layout(
         axes="millimetres from the depth camera: x right in the image, y down, z away from "
         "the camera",
     ),
+    root=0,  # the wrist, the palm frame's origin in configs/fpha.toml
 )
 
 
