@@ -1,5 +1,6 @@
 """The one request path of both protocols: validate -> resolve -> make whole and describe ->
-run -> answer (with each sequence's warnings).
+run (in one network call with the concurrent requests for the same network, service.batching)
+-> answer (with each sequence's warnings).
 
 A protocol module (v1 JSON in `routes_v1`, the V2 codec in `v2_codec`) decodes its body into an
 `InferenceRequest` and encodes the `Answer`; everything between is here, once.
@@ -46,7 +47,7 @@ class Answer:
     cache_hit: bool
     prepare_s: float  # from arrival to resolved and described (the body's decoding included)
     derive_s: float
-    inference_s: float
+    inference_s: float  # the network call that served it (with the other requests batched in it)
 
     def probabilities(self) -> np.ndarray:
         """(B, classes) softmax of the logits."""
