@@ -31,6 +31,8 @@ HISTOGRAMS = {
     "mrmp_request_duration_seconds",
     "mrmp_inference_duration_seconds",
     "mrmp_derivation_duration_seconds",
+    "mrmp_batch_queue_wait_seconds",
+    "mrmp_batch_size",
 }
 EXPORTED = HISTOGRAMS | {
     "mrmp_requests_total",
