@@ -29,6 +29,7 @@ from lab.model_report import report_rates, write_model_report
 from mrmp.priors import PRIORS
 from mrmp.rates import MODES, rate_key
 from mrmp.skeleton import DescriptorConfig
+from mrmp.skeleton.descriptor import SkeletonShapeError
 from mrmp.store import StoreError, load_model, save_model
 from training.datasets import DatasetFolderError
 from training.datasets.folder import TEST_FOLD
@@ -61,6 +62,10 @@ def load_for(
         return load_folder(folder, descriptor, proto)
     except DatasetFolderError as e:
         typer.echo(f"mrmp {command}: {e}", err=True)
+        raise typer.Exit(2) from None
+    except SkeletonShapeError as e:  # a descriptor made for another layout
+        source = config or "the model's manifest"
+        typer.echo(f"mrmp {command}: {source}: its descriptor does not fit {folder}: {e}", err=True)
         raise typer.Exit(2) from None
 
 

@@ -200,6 +200,15 @@ def test_a_bad_folder_is_refused_naming_the_file(gestures: Path, tmp_path: Path)
     assert not out.exists()
 
 
+def test_an_experiment_file_made_for_another_layout_is_refused(gestures: Path, tmp_path: Path):
+    config = CONFIGS / "sbu.toml"
+    args = ["train", "--data", str(gestures), "--config", str(config), "--epochs", "1"]
+    result = runner.invoke(app, [*args, "--out", str(tmp_path / "m")])
+    assert result.exit_code == 2
+    assert f"mrmp train: {config}: its descriptor does not fit {gestures}" in result.output
+    assert "root joints (2, 17)" in result.output
+
+
 def test_eval_refuses_a_folder_of_other_classes(gestures_model: Path, tmp_path: Path):
     ds = make_synthetic(get_layout("coco17"), num_classes=2, per_class=4)
     other = write_dataset_folder(ds, tmp_path / "other")
