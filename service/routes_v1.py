@@ -78,10 +78,15 @@ def decode_body(body: bytes) -> Any:
 def encode_classify(answer: Answer, top_k: int, host: ModelHost) -> dict[str, object]:
     probs = answer.probabilities()
     order = np.argsort(-probs, axis=1, kind="stable")[:, :top_k]
+    # Python ints and floats in one call each, not a numpy scalar per item.
+    scores = np.take_along_axis(probs, order, axis=1).astype(np.float64).tolist()
     names = host.class_names
     predictions = []
-    for row, idx, warnings in zip(probs, order, answer.warnings, strict=True):
-        top = [{"label": names[i], "class_index": int(i), "score": float(row[i])} for i in idx]
+    for row, idx, warnings in zip(scores, order.tolist(), answer.warnings, strict=True):
+        top = [
+            {"label": names[i], "class_index": i, "score": score}
+            for i, score in zip(idx, row, strict=True)
+        ]
         predictions.append({**top[0], "top_k": top, "warnings": warnings})
     choice = answer.choice
     return {

@@ -318,7 +318,7 @@ def encode_infer(answer: Answer, req: V2Request, host: ModelHost) -> Response:
         "logits": (logits, "FP32"),
         "probabilities": (answer.probabilities().astype(np.float32), "FP32"),
         "class_index": (index.astype(np.int64), "INT64"),
-        "label": (np.array([host.class_names[i] for i in index], dtype=object), "BYTES"),
+        "label": (np.asarray(host.class_names, dtype=object)[index], "BYTES"),
     }
     # V2 parameters are bool, number or string: no nulls.
     params = {k: v for k, v in answer.served_fields().items() if v is not None}
