@@ -12,6 +12,7 @@ import numpy as np
 import orjson
 import pytest
 
+from bench import request_path
 from mrmp.skeleton import DescriptorConfig, describe, describe_batch
 from mrmp.skeleton.descriptor import (
     NonFiniteSkeletonError,
@@ -191,3 +192,10 @@ def test_a_refused_sequence_comes_after_an_earlier_one_the_descriptor_refuses(sy
     x, warnings = describe_request([good, good[:4]], rules, *shape)
     np.testing.assert_array_equal(x[1], describe(good[:4], manifest.descriptor_config, 30))
     assert warnings == [[], []]
+
+
+def test_the_request_path_benchmark_measures_every_stage(synthetic_store, tmp_path):
+    result = request_path.run(synthetic_store, tmp_path, repeats=1, seconds=0)
+    assert json.loads((tmp_path / "request_path.json").read_text()) == result
+    for body, stages in result["stages"].items():
+        assert stages and all(us > 0 for us in stages.values()), body
