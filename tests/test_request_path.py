@@ -199,3 +199,14 @@ def test_the_request_path_benchmark_measures_every_stage(synthetic_store, tmp_pa
     assert json.loads((tmp_path / "request_path.json").read_text()) == result
     for body, stages in result["stages"].items():
         assert stages and all(us > 0 for us in stages.values()), body
+
+
+@pytest.mark.parametrize("frames", [1, 2, 7, 45, 46])
+def test_the_shares_are_the_median_over_frames_odd_or_even(frames):
+    x = np.random.default_rng(frames).standard_normal((frames, 30, 3))
+    bones = [(0, 1), (1, 2), (2, 3), (15, 16), (16, 17)]
+    a, b = np.array(bones).T
+    lengths = np.linalg.norm(x[:, a] - x[:, b], axis=-1)
+    totals = np.stack([lengths[:, :3].sum(1)] * 3 + [lengths[:, 3:].sum(1)] * 2, axis=1)
+    want = np.median(lengths / totals, axis=0)
+    np.testing.assert_allclose(bone_shares(x, bones, 30, 2), want, rtol=1e-15)
