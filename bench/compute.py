@@ -23,17 +23,29 @@ from mrmp.compact import CompactGCN
 from mrmp.derive import MagnitudeIndex
 from mrmp.gcn import LatentGCN
 from mrmp.runtime import (
+    HEAD_LAYERS,
+    MEMORY_DENSITY,
+    GCNTrunk,
     OnnxRunner,
+    SplitRunner,
     TorchRunner,
     build_runner,
     calibrate,
     export_onnx,
     median_seconds,
+    sparse_layers,
 )
 from mrmp.store import load_model
 
 RATES = (0.0, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.98, 0.99)
-BACKENDS = ("masked_dense", "sparse", "compact", "onnxruntime", "onnxruntime_compact")
+BACKENDS = (
+    "masked_dense",
+    "sparse",
+    "compact",
+    "onnxruntime",
+    "onnxruntime_compact",
+    "onnxruntime_split",
+)
 BATCHES = (1, 32)
 
 
@@ -56,17 +68,22 @@ def latency(model: LatentGCN, tmp: Path, repeats: int) -> dict:
         net, info = index.derive(rate)
         served = build_runner(net, info.layer_rates, crossover)  # as the service runs it
         compact = CompactGCN(net)
+        head_rates = {n: r for n, r in info.layer_rates.items() if n in HEAD_LAYERS}
+        split_head = sparse_layers(head_rates, {}, MEMORY_DENSITY)  # as the tiers choose it
+        trunk = export_onnx(GCNTrunk(net), tmp / f"{rate}.t.onnx")
         runners = {
             "masked_dense": TorchRunner(net),
             "sparse": served,
             "compact": TorchRunner(compact),
             "onnxruntime": OnnxRunner(export_onnx(net, tmp / f"{rate}.onnx")),
             "onnxruntime_compact": OnnxRunner(export_onnx(compact, tmp / f"{rate}.c.onnx")),
+            "onnxruntime_split": SplitRunner(trunk, net, split_head),
         }
         row = {
             "observed_rate": info.observed_rate,
             "sparse_layers": sorted(getattr(served, "csr", {})),
             "compacted_layers": compact.compacted,
+            "split_sparse_layers": sorted(split_head),
         }
         for batch in BATCHES:
             x = np.random.default_rng(0).standard_normal(

@@ -108,6 +108,15 @@ def normalized_adjacency(adjacency: Tensor) -> Tensor:
 Linear = Callable[[str, Tensor], Tensor]
 
 
+def _dense_linear(params: dict[str, Tensor]) -> Linear:
+    """The default `Linear`: the dense h @ W.T of each matrix in `params`."""
+
+    def linear(name: str, h: Tensor) -> Tensor:
+        return h @ params[name].T
+
+    return linear
+
+
 def gcn_forward(
     params: dict[str, Tensor],
     adjacency: Tensor,
@@ -118,13 +127,24 @@ def gcn_forward(
     """Logits (B, classes) for node descriptors x (B, J, F); `params` holds effective weights.
 
     Weight matrices are applied through `linear` (default: dense `h @ W.T` from `params`), so
-    a runner may hold some of them in another format (sparse) without another forward.
+    a runner may hold some of them in another format (sparse) without another forward. The
+    forward is `gcn_head` after `gcn_trunk`, so a runner may also run the two on different
+    backends.
     """
-    if linear is None:
+    linear = linear or _dense_linear(params)
+    return gcn_head(params, gcn_trunk(params, adjacency, x, config, linear), config, linear)
 
-        def linear(name: str, h: Tensor) -> Tensor:
-            return h @ params[name].T
 
+def gcn_trunk(
+    params: dict[str, Tensor],
+    adjacency: Tensor,
+    x: Tensor,
+    config: GCNConfig,
+    linear: Linear | None = None,
+) -> Tensor:
+    """The blocks of `gcn_forward`: node descriptors x (B, J, F) -> the flattened node
+    features (B, J * width) that the fc layer takes."""
+    linear = linear or _dense_linear(params)
     h = x
     scale = 1.0 / math.sqrt(config.attention_dim)
     for i in range(config.blocks):
@@ -140,7 +160,15 @@ def gcn_forward(
         )
         m = F.layer_norm(m, (config.width,), params[p + "norm.weight"], params[p + "norm.bias"])
         h = F.relu(m)
-    f = linear("fc", h.reshape(h.shape[0], -1)) + params["fc.bias"]
+    return h.reshape(h.shape[0], -1)
+
+
+def gcn_head(
+    params: dict[str, Tensor], h: Tensor, config: GCNConfig, linear: Linear | None = None
+) -> Tensor:
+    """The fc layer and the classifier of `gcn_forward`: (B, J * width) -> logits (B, classes)."""
+    linear = linear or _dense_linear(params)
+    f = linear("fc", h) + params["fc.bias"]
     f = F.relu(F.layer_norm(f, (config.hidden,), params["fc_norm.weight"], params["fc_norm.bias"]))
     return linear("classifier", f) + params["classifier.bias"]
 

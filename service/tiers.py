@@ -1,5 +1,6 @@
-"""Fixed tiers and their candidate runners: torch on the calibrated kernels, and onnxruntime on
-the ONNX export of the masked network and of the compacted one (each export reused while its
+"""Fixed tiers and their candidate runners: torch on the calibrated kernels, onnxruntime on
+the ONNX export of the masked network and of the compacted one, and, where the head is sparse,
+the blocks' export on onnxruntime with the head on CSR kernels (each export reused while its
 stamp is current, and checked against torch); every candidate is timed and the fastest serves.
 """
 
@@ -18,7 +19,18 @@ import torch
 from mrmp.compact import CompactGCN
 from mrmp.derive import Derivation, PrunedGCN
 from mrmp.rates import RateKey
-from mrmp.runtime import ONNX_OPSET, OnnxRunner, Runner, TorchRunner, export_onnx
+from mrmp.runtime import (
+    HEAD_LAYERS,
+    MEMORY_DENSITY,
+    ONNX_OPSET,
+    GCNTrunk,
+    OnnxRunner,
+    Runner,
+    SplitRunner,
+    TorchRunner,
+    export_onnx,
+    sparse_layers,
+)
 from service.rate_table import compute_ms, time_compute
 from service.settings import Settings
 
@@ -76,7 +88,7 @@ class TierPreparer:
             log.exception("tier %s: torch kernels failed; trying plain torch", name)
             runners.append(TorchRunner(net))
         if self.settings.onnx_tiers and self.settings.tier_backend != "torch":
-            runners += self._onnx_candidates(name, net, key)
+            runners += self._onnx_candidates(name, net, key, info)
         return self._fastest(runners)
 
     def _fastest(self, runners: list[Runner]) -> PreparedTier:
@@ -102,21 +114,37 @@ class TierPreparer:
 
         return PreparedTier(min(allowed or ran, key=compute_time), timings)
 
-    def _onnx_candidates(self, name: str, net: PrunedGCN, key: RateKey) -> list[Runner]:
-        """ONNX runners of a tier: the masked network, and the compacted one when compaction
-        shrinks a matrix; any export that fails or disagrees with torch is left out."""
-        modules: dict[str, PrunedGCN | CompactGCN] = {"": net}
+    def _onnx_candidates(
+        self, name: str, net: PrunedGCN, key: RateKey, info: Derivation
+    ) -> list[Runner]:
+        """ONNX runners of a tier: the masked network; the compacted one when compaction
+        shrinks a matrix; the split one (blocks on onnxruntime, head on CSR) when a head matrix
+        is at or below the memory density. Any export that fails or disagrees with torch is
+        left out."""
+        threads = self.settings.onnx_threads
+        modules: dict[str, tuple[PrunedGCN | CompactGCN | GCNTrunk, Callable[[Path], Runner]]]
+        modules = {"": (net, lambda path: OnnxRunner(path, threads))}
         try:
             compact = CompactGCN(net)
             if compact.compacted:
-                modules["compact"] = compact
+                modules["compact"] = (
+                    compact,
+                    lambda path: OnnxRunner(path, threads, "onnxruntime-compact"),
+                )
         except Exception:
             log.exception("tier %s: compaction failed; no compacted candidate", name)
+        head_rates = {n: r for n, r in info.layer_rates.items() if n in HEAD_LAYERS}
+        sparse_head = sparse_layers(head_rates, {}, MEMORY_DENSITY)
+        if sparse_head:
+            modules["split"] = (
+                GCNTrunk(net),
+                lambda path: SplitRunner(path, net, sparse_head, threads),
+            )
         runners: list[Runner] = []
-        for variant, module in modules.items():
+        for variant, (module, make_runner) in modules.items():
             stem = f"{name}.{variant}" if variant else name
             try:
-                runner = self._onnx_candidate(stem, module, net, key)
+                runner = self._onnx_candidate(stem, variant, module, net, key, make_runner)
             except Exception:  # this candidate is skipped; the others go on
                 log.exception("tier %s: ONNX export or load failed", stem)
                 continue
@@ -125,31 +153,37 @@ class TierPreparer:
         return runners
 
     def _onnx_candidate(
-        self, stem: str, module: PrunedGCN | CompactGCN, net: PrunedGCN, key: RateKey
-    ) -> OnnxRunner | None:
-        """The tier's export of `module` (reused while its stamp is current), loaded and
-        checked against the masked network in torch; None when they disagree."""
+        self,
+        stem: str,
+        variant: str,
+        module: PrunedGCN | CompactGCN | GCNTrunk,
+        net: PrunedGCN,
+        key: RateKey,
+        make_runner: Callable[[Path], Runner],
+    ) -> Runner | None:
+        """The tier's export of `module` (reused while its stamp is current), loaded by
+        `make_runner` and checked against the masked network in torch; None when they
+        disagree."""
         path = self.folder / f"{stem}.onnx"
         sidecar = self.folder / f"{stem}.json"
-        compacted = isinstance(module, CompactGCN)
         stamp = {
             "model_version": self.model_version,
             "rate": key.rate,
             "mode": key.mode,
-            "compacted": module.compacted if compacted else [],
+            "variant": variant,
+            "compacted": module.compacted if isinstance(module, CompactGCN) else [],
             "torch": torch.__version__,
             "opset": ONNX_OPSET,
         }
         current = path.is_file() and sidecar.is_file() and _read_json(sidecar) == stamp
         probe = np.random.default_rng(0).standard_normal((4, *self.input_shape), dtype=np.float32)
         expected = TorchRunner(net)(probe)
-        backend = "onnxruntime-compact" if compacted else "onnxruntime"
         for attempt in ("reuse", "rebuild") if current else ("rebuild",):
             if attempt == "rebuild":
                 log.info("exporting tier %s (rate %.3f, %s) to %s", stem, key.rate, key.mode, path)
                 export_onnx(module, path)
                 sidecar.write_text(json.dumps(stamp, indent=1) + "\n")
-            runner = OnnxRunner(path, self.settings.onnx_threads, backend)
+            runner = make_runner(path)
             diff = float(np.abs(runner(probe) - expected).max())
             if diff <= ONNX_TOLERANCE:
                 return runner

@@ -5,14 +5,18 @@ import pytest
 import torch
 
 from mrmp.derive import MagnitudeIndex
-from mrmp.gcn import GCNConfig, LatentGCN
+from mrmp.gcn import GCNConfig, LatentGCN, gcn_forward, gcn_head, gcn_trunk
 from mrmp.priors import get_prior
 from mrmp.runtime import (
     CALIBRATION_DENSITIES,
+    GCNTrunk,
+    OnnxRunner,
     SparseRunner,
+    SplitRunner,
     TorchRunner,
     _csr32,
     calibrate,
+    export_onnx,
     sparse_layers,
 )
 
@@ -73,3 +77,43 @@ def test_calibration_and_layer_choice(small_model):
     # At or below the memory density a matrix is held sparse whatever the speed.
     assert sparse_layers({"fc": 0.9, "blocks.1.root": 0.8}, {}, memory_density=0.125) == {"fc"}
     assert sparse_layers({"fc": 0.9}, {"fc": 0.0}, memory_density=0.0) == set()
+
+
+def test_the_forward_is_the_head_after_the_trunk_bit_for_bit(small_model):
+    net, _ = MagnitudeIndex(small_model).derive(0.9)
+    p, a, c = net.params(), net.adjacency, net.config
+    x = torch.randn(3, 30, 12, generator=torch.Generator().manual_seed(0))
+    features = gcn_trunk(p, a, x, c)
+    assert features.shape == (3, 30 * c.width)
+    assert torch.equal(gcn_head(p, features, c), gcn_forward(p, a, x, c))
+
+
+@pytest.mark.parametrize("rate", [0.0, 0.5, 0.9, 0.98, 0.99])
+def test_split_runner_equals_dense_runner(small_model, tmp_path, rate):
+    net, _ = MagnitudeIndex(small_model).derive(rate, "prior")
+    trunk = export_onnx(GCNTrunk(net), tmp_path / "trunk.onnx")
+    x = np.random.default_rng(0).standard_normal((5, 30, 12)).astype(np.float32)
+    expected = TorchRunner(net)(x)
+    features = OnnxRunner(trunk, output="features")(x)
+    assert features.shape == (5, 30 * net.config.width)
+    for sparse in (set(), {"fc"}, {"fc", "classifier", "blocks.1.root"}):
+        runner = SplitRunner(trunk, net, sparse)
+        assert set(runner.head.csr) == sparse & {"fc", "classifier"}  # blocks stay in the trunk
+        np.testing.assert_allclose(runner(x), expected, atol=1e-5, rtol=0)
+
+
+def test_split_runner_memory_follows_the_head_kept_weights(small_model, tmp_path):
+    index = MagnitudeIndex(small_model)
+    sizes = []
+    for rate in (0.5, 0.98):
+        net, _ = index.derive(rate)
+        trunk = export_onnx(GCNTrunk(net), tmp_path / f"{rate}.onnx")
+        runner = SplitRunner(trunk, net, {"fc"})
+        fc = runner.head.csr["fc"]
+        csr_bytes = 8 * fc.values().numel() + 4 * fc.crow_indices().numel()
+        head_dense = sum(
+            t.numel() * 4 for n, t in runner.head.params.items() if not n.startswith("blocks.")
+        )
+        assert runner.nbytes() == trunk.stat().st_size + csr_bytes + head_dense
+        sizes.append(runner.nbytes())
+    assert sizes[1] < sizes[0]
