@@ -105,7 +105,7 @@ def ntu_cmd(
     if chosen is None:
         raise typer.BadParameter(f"benchmark must be one of {', '.join(BENCHMARKS)}")
     try:
-        dataset, skipped = load_ntu(source, chosen)
+        dataset, skipped = load_ntu(source, chosen, progress=True)
     except (ValueError, OSError) as e:
         raise _fail("ntu", e) from None
     if skipped:
