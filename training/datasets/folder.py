@@ -257,11 +257,11 @@ def _read_csv_sequence(path: Path, layout: Layout) -> tuple[np.ndarray, list[int
     not all numbers is a header."""
     width = 3 * layout.num_joints
     rows = list(_csv_rows(path))
-    if rows and not all(_is_number(cell) for cell in rows[0][1]):
+    if rows and not all(is_number(cell) for cell in rows[0][1]):
         rows = rows[1:]
     frames: list[list[float]] = []
     for line, cells in rows:
-        bad = next((cell for cell in cells if not _is_number(cell)), None)
+        bad = next((cell for cell in cells if not is_number(cell)), None)
         if bad is not None:
             raise DatasetFolderError(f"{path}: line {line}: {bad!r} is not a number")
         if len(cells) != width:
@@ -274,7 +274,8 @@ def _read_csv_sequence(path: Path, layout: Layout) -> tuple[np.ndarray, list[int
     return x, [line for line, _ in rows]
 
 
-def _is_number(cell: str) -> bool:
+def is_number(cell: str) -> bool:
+    """Whether a CSV cell reads as a float (as float() reads it: "nan" and "inf" too)."""
     try:
         float(cell)
     except ValueError:

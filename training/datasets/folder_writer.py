@@ -40,10 +40,10 @@ def write_dataset_folder(
     holds each (T, J, 3) array as it is.
 
     Raises FileExistsError for a non-empty folder (or a file there), ValueError for what the
-    folder form cannot hold: a sequence not (frames, joints, 3), an id that makes no stem or the stem of another id, a class name
-    that labels.csv would not give back, folds that are not a train/test split under
-    `split="train-test"`, or a multi-person layout other than the declared form's (each joint
-    linked to the same joint of the next person, as SBU's).
+    folder form cannot hold: a sequence not (frames, joints, 3), an id that makes no stem or
+    the stem of another id, a class name that labels.csv would not give back, folds that are
+    not a train/test split under `split="train-test"`, or a multi-person layout other than the
+    declared form's (each joint linked to the same joint of the next person, as SBU's).
     """
     root = Path(folder)
     if root.exists() and (not root.is_dir() or any(root.iterdir())):

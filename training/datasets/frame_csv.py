@@ -19,7 +19,7 @@ import numpy as np
 from mrmp.skeleton import Layout
 
 from .dataset import SkeletonDataset
-from .folder import TEST_FOLD, TRAIN_FOLD, _is_number
+from .folder import TEST_FOLD, TRAIN_FOLD, is_number
 from .folder_writer import Split
 
 KEYS = ("sequence", "frame", "label")
@@ -185,7 +185,7 @@ def _coordinates(where: str, cells: list[str], coords: np.ndarray, header: list[
     try:
         values = raw.astype(np.float64)
     except ValueError:
-        j, a = next((j, a) for (j, a), cell in np.ndenumerate(raw) if not _is_number(cell))
+        j, a = next((j, a) for (j, a), cell in np.ndenumerate(raw) if not is_number(cell))
         raise ValueError(
             f"{where}: column {header[coords[j, a]].strip()!r}: {raw[j, a]!r} is not a number"
         ) from None

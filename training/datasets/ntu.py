@@ -24,7 +24,7 @@ from mrmp.skeleton.layouts import NTU25_LAYOUT, repeat_persons
 from mrmp.skeleton.missing import missing_mask
 
 from .dataset import SkeletonDataset
-from .folder import TEST_FOLD, TRAIN_FOLD, _is_number
+from .folder import TEST_FOLD, TRAIN_FOLD, is_number
 
 NTU_PERSONS = 2
 NTU_JOINTS = NTU25_LAYOUT.num_joints
@@ -291,7 +291,7 @@ def _joints(lines: _Lines, body: str) -> np.ndarray:
     try:
         table = np.array([values for _, values in rows], dtype=np.float64)
     except ValueError:
-        line, bad = next((ln, v) for ln, vs in rows for v in vs if not _is_number(v))
+        line, bad = next((ln, v) for ln, vs in rows for v in vs if not is_number(v))
         raise lines.error(line, f"{bad!r} is not a number") from None
     xyz = table[:, :3]
     if not np.isfinite(xyz).all():
