@@ -45,6 +45,7 @@ BACKENDS = (
     "onnxruntime",
     "onnxruntime_compact",
     "onnxruntime_split",
+    "onnxruntime_shared",
 )
 BATCHES = (1, 32)
 
@@ -78,6 +79,8 @@ def latency(model: LatentGCN, tmp: Path, repeats: int) -> dict:
             "onnxruntime": OnnxRunner(export_onnx(net, tmp / f"{rate}.onnx")),
             "onnxruntime_compact": OnnxRunner(export_onnx(compact, tmp / f"{rate}.c.onnx")),
             "onnxruntime_split": SplitRunner(trunk, net, split_head),
+            # What a cached rate runs with the blocks on the shared session (mrmp.trunk).
+            "onnxruntime_shared": build_runner(net, info.layer_rates, crossover, trunk_threads=1),
         }
         row = {
             "observed_rate": info.observed_rate,
@@ -113,14 +116,16 @@ def derivation(model: LatentGCN, repeats: int) -> dict:
     crossover = calibrate(model.config, sorted(model.prunable), repeats=10)
     rng = np.random.default_rng(0)
 
-    def derive_and_build(rate: float) -> None:
+    def derive_and_build(rate: float, trunk_threads: int | None = None) -> None:
         net, info = index.derive(rate, "prior")
-        build_runner(net, info.layer_rates, crossover)
+        build_runner(net, info.layer_rates, crossover, trunk_threads=trunk_threads)
 
+    derive_and_build(0.5, trunk_threads=1)  # the shared session is built once per process
     steps = {
         "prior": lambda r: index.derive(r, "prior"),
         "exact": lambda r: index.derive(r, "exact"),
         "prior_with_runner": derive_and_build,
+        "prior_with_shared_runner": lambda r: derive_and_build(r, trunk_threads=1),
     }
     out = {}
     for name, step in steps.items():

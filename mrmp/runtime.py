@@ -190,14 +190,22 @@ def build_runner(
     layer_rates: dict[str, float],
     crossover: dict[str, float] | None,
     memory_density: float = MEMORY_DENSITY,
+    trunk_threads: int | None = None,
 ) -> Runner:
-    """The torch runner of a derived network, as the service builds it: each matrix on the
-    kernel calibrated fastest for its density (`crossover`, from `calibrate`), or CSR at or
-    below `memory_density`; `crossover=None` (sparse kernels off) runs every matrix dense.
-    `layer_rates` is the Derivation's fraction pruned per matrix."""
+    """The runner of a derived network, as the service builds it: each matrix on the kernel
+    calibrated fastest for its density (`crossover`, from `calibrate`), or CSR at or below
+    `memory_density`; `crossover=None` (sparse kernels off) runs every matrix dense, on torch.
+    With `trunk_threads`, the blocks run on the architecture's shared onnxruntime session
+    with that many threads (`mrmp.trunk`; 3x faster than torch's at batch 1) and only the
+    head's matrices are held sparse. `layer_rates` is the Derivation's fraction pruned per
+    matrix."""
     if crossover is None:
         return TorchRunner(net)
     sparse = sparse_layers(layer_rates, crossover, memory_density)
+    if trunk_threads is not None:
+        from mrmp.trunk import SharedTrunkRunner  # mrmp.trunk builds on this module
+
+        return SharedTrunkRunner(net, sparse, trunk_threads)
     return SparseRunner(net, sparse) if sparse else TorchRunner(net)
 
 
