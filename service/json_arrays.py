@@ -6,7 +6,6 @@ refusal and its message are the checked path's (`service.decoding.numeric`).
 
 from __future__ import annotations
 
-import functools
 import math
 from typing import Any
 
@@ -102,7 +101,6 @@ def _leading_shape(array: Any) -> tuple[int, ...] | None:
     return tuple(shape) if isinstance(node, int | float) and not isinstance(node, bool) else None
 
 
-@functools.lru_cache(maxsize=256)
 def _skeleton(shape: tuple[int, ...]) -> bytes:
     """The JSON text of a regular array of `shape` without its numbers: its brackets and
     commas."""
