@@ -150,7 +150,7 @@ def test_descriptor_errors_are_mapped_by_type_not_by_words(client, monkeypatch, 
     def refuse(*args, **kwargs):
         raise raised
 
-    monkeypatch.setattr("service.describing.describe", refuse)
+    monkeypatch.setattr("service.describing.describe_batch", refuse)
     before = _errors_total(client)
     r = client.post("/v1/classify", content=_body())
     assert r.status_code == 422 and str(raised) in r.json()["error"]
