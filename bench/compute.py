@@ -61,10 +61,17 @@ def machine() -> str:
     return f"{cpu}, {torch.get_num_threads()} torch thread(s), torch {torch.__version__}"
 
 
+# Rounds of the latency measurement: every (rate, backend, batch) is timed once per round, so
+# that the load of a shared machine drifting during the run falls on every cell alike.
+ROUNDS = 5
+
+
 def latency(model: LatentGCN, tmp: Path, repeats: int) -> dict:
+    """Per rate and backend, the median call time (ms) at each batch size: the median over
+    `ROUNDS` interleaved rounds of the median over repeats / ROUNDS calls."""
     index = MagnitudeIndex(model)
     crossover = calibrate(model.config, sorted(model.prunable))
-    rows = {}
+    rows, runners = {}, {}
     for rate in RATES:
         net, info = index.derive(rate)
         served = build_runner(net, info.layer_rates, crossover)  # as the service runs it
@@ -72,7 +79,8 @@ def latency(model: LatentGCN, tmp: Path, repeats: int) -> dict:
         head_rates = {n: r for n, r in info.layer_rates.items() if n in HEAD_LAYERS}
         split_head = sparse_layers(head_rates, {}, MEMORY_DENSITY)  # as the tiers choose it
         trunk = export_onnx(GCNTrunk(net), tmp / f"{rate}.t.onnx")
-        runners = {
+        key = f"{rate:.2f}"
+        runners[key] = {
             "masked_dense": TorchRunner(net),
             "sparse": served,
             "compact": TorchRunner(compact),
@@ -82,24 +90,31 @@ def latency(model: LatentGCN, tmp: Path, repeats: int) -> dict:
             # What a cached rate runs with the blocks on the shared session (mrmp.trunk).
             "onnxruntime_shared": build_runner(net, info.layer_rates, crossover, trunk_threads=1),
         }
-        row = {
+        rows[key] = {
             "observed_rate": info.observed_rate,
             "sparse_layers": sorted(getattr(served, "csr", {})),
             "compacted_layers": compact.compacted,
             "split_sparse_layers": sorted(split_head),
+            "memory_bytes": {k: r.nbytes() for k, r in runners[key].items()},
+            "kept_params": info.kept_params,
+            "kept_weight_bytes": 4 * info.kept_params,
+            "flops": info.flops(model.config),
         }
-        for batch in BATCHES:
-            x = np.random.default_rng(0).standard_normal(
-                (batch, model.config.num_joints, model.config.in_features), dtype=np.float32
-            )
-            for name, runner in runners.items():
-                ms = median_ms(lambda r=runner, x=x: r(x), repeats)
-                row[f"{name}_b{batch}_ms"] = round(ms, 4)
-        row["memory_bytes"] = {k: r.nbytes() for k, r in runners.items()}
-        row["kept_params"] = info.kept_params
-        row["kept_weight_bytes"] = 4 * info.kept_params
-        row["flops"] = info.flops(model.config)
-        rows[f"{rate:.2f}"] = row
+    inputs = {
+        batch: np.random.default_rng(0).standard_normal(
+            (batch, model.config.num_joints, model.config.in_features), dtype=np.float32
+        )
+        for batch in BATCHES
+    }
+    times: dict[tuple[str, str, int], list[float]] = {}
+    for _ in range(ROUNDS):
+        for key, by_backend in runners.items():
+            for batch, x in inputs.items():
+                for name, runner in by_backend.items():
+                    ms = median_ms(lambda r=runner, x=x: r(x), max(1, repeats // ROUNDS))
+                    times.setdefault((key, name, batch), []).append(ms)
+    for (key, name, batch), ms in times.items():
+        rows[key][f"{name}_b{batch}_ms"] = round(float(np.median(ms)), 4)
     dense = rows["0.00"]
     for row in rows.values():
         for batch in BATCHES:
