@@ -1,7 +1,10 @@
-"""HTTP benchmark on loopback: the service against its own empty-POST floor and a naive
-baseline (the same model dense, behind FastAPI's default pydantic parsing), at 1 and 16
-connections, all in one run. The load comes from wrk (Debian package `wrk`) when it is on the
-PATH, else from the Python generator in bench/load.py (which takes more of the CPU).
+"""HTTP benchmark on loopback, all in one run: the service with dynamic batching on (the
+default batch_max_delay_ms) and off (0), side by side, against its own empty-POST floor and a
+naive baseline (the same model dense, behind FastAPI's default pydantic parsing). Per rate and
+number of connections: v1 JSON with one 45-frame SBU sequence, and V2 binary with 32 of them
+per request. The three servers run at once (idle but for the one driven), so that the rows of
+one scenario are measured back to back. The load comes from wrk (Debian package `wrk`) when it
+is on the PATH, else from the Python generator in bench/load.py (which takes more of the CPU).
 
     python -m bench.http --out docs/benchmarks
 """
@@ -11,6 +14,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import math
 import os
 import shutil
 import signal
@@ -20,18 +24,25 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import numpy as np
+from prometheus_client.parser import text_string_to_metric_families
 
 from bench.load import run_load
 from mrmp.store import read_manifest
+from service.settings import BATCH_MAX_DELAY_MS
+from training.datasets import data_root, load_sbu
 
-# The median SBU sequence has 23 frames (of 10 to 46) of 30 joints.
-FRAMES, JOINTS = 23, 30
+# 45 frames: most SBU sequences are at least this long (10 to 46 frames, median 23).
+FRAMES, JOINTS, BATCH = 45, 30, 32
+RATES = (0.0, 0.5, 0.9, 0.98)
+CONNECTIONS = (1, 16, 64)
+ON, OFF, NAIVE = "batching on", "batching off", "naive"
+DELAY_MS = {ON: BATCH_MAX_DELAY_MS, OFF: 0.0}
 
 WRK_SCRIPT = """
 wrk.method = "POST"
@@ -53,49 +64,98 @@ end
 @dataclass
 class Scenario:
     name: str
-    server: str  # "mrmp" or "naive"
+    kind: str  # "floor", "v1", "v2", "naive floor" or "naive"
+    rate: float | None
+    servers: tuple[str, ...]
     path: str
     body: bytes
     content_type: str = "application/json"
     header_length: int | None = None  # V2 binary: the JSON header's length
 
 
-def scenarios(seq: np.ndarray, model_name: str) -> list[Scenario]:
-    listed = seq.round(4).tolist()
+def sequences(n: int) -> list[np.ndarray]:
+    """n SBU sequences of FRAMES frames (their first FRAMES frames when longer; the SBU data
+    from MRMP_DATA_DIR), float64 (frames, joints, 3), or standard-normal ones when the data is
+    absent."""
+    try:
+        data = [s for s in load_sbu(data_root()).sequences if len(s) >= FRAMES]
+    except FileNotFoundError:
+        data = []
+    if not data:
+        rng = np.random.default_rng(0)
+        return [rng.standard_normal((FRAMES, JOINTS, 3)) for _ in range(n)]
+    return [data[i % len(data)][:FRAMES].astype(np.float64) for i in range(n)]
 
-    def v1(rate: float) -> bytes:
-        return json.dumps({"sequences": [listed], "rate": rate}).encode()
 
-    blob = seq.astype("<f4").tobytes()
+def v1_body(seq: np.ndarray, rate: float) -> bytes:
+    """A v1 classify body of one sequence (coordinates to 4 decimals, as a client sends)."""
+    return json.dumps({"sequences": [seq.round(4).tolist()], "rate": rate}).encode()
+
+
+def v2_binary(batch: np.ndarray, rate: float) -> tuple[bytes, int]:
+    """A V2 infer body with the tensor as binary data: (body, length of its JSON header)."""
+    blob = batch.astype("<f4").tobytes()
     head = json.dumps(
         {
             "inputs": [
                 {
                     "name": "skeleton",
-                    "shape": [1, *seq.shape],
+                    "shape": list(batch.shape),
                     "datatype": "FP32",
                     "parameters": {"binary_data_size": len(blob)},
                 }
             ],
-            "parameters": {"rate": 0.98},
+            "parameters": {"rate": rate},
         }
     ).encode()
+    return head + blob, len(head)
+
+
+def scenarios(
+    seqs: list[np.ndarray], model_name: str, rates: tuple[float, ...] = RATES
+) -> list[Scenario]:
+    """Every scenario: the floor, v1 (seqs[0]) and V2 binary (all of seqs) per rate on both
+    service servers, then the naive baseline's floor and dense classify (v1 body)."""
+    both = (ON, OFF)
+    out = [Scenario("floor: empty POST", "floor", None, both, "/v1/ping", b"")]
+    for rate in rates:
+        out.append(
+            Scenario(
+                f"v1 JSON, 1 sequence, rate {rate:.2f}",
+                "v1",
+                rate,
+                both,
+                "/v1/classify",
+                v1_body(seqs[0], rate),
+            )
+        )
+    batch = np.stack(seqs)
+    for rate in rates:
+        body, head = v2_binary(batch, rate)
+        out.append(
+            Scenario(
+                f"V2 binary, {len(seqs)} sequences, rate {rate:.2f}",
+                "v2",
+                rate,
+                both,
+                f"/v2/models/{model_name}/infer",
+                body,
+                "application/octet-stream",
+                head,
+            )
+        )
+    naive = (NAIVE,)
     return [
-        Scenario("floor: empty POST", "mrmp", "/v1/ping", b""),
-        Scenario("v1 JSON, tier 0.50 (accurate)", "mrmp", "/v1/classify", v1(0.5)),
-        Scenario("v1 JSON, tier 0.90 (balanced)", "mrmp", "/v1/classify", v1(0.9)),
-        Scenario("v1 JSON, tier 0.98 (fast)", "mrmp", "/v1/classify", v1(0.98)),
-        Scenario("v1 JSON, cached rate 0.93", "mrmp", "/v1/classify", v1(0.93)),
+        *out,
+        Scenario("naive: empty POST", "naive floor", None, naive, "/ping", b""),
         Scenario(
-            "V2 binary tensor, tier 0.98",
-            "mrmp",
-            f"/v2/models/{model_name}/infer",
-            head + blob,
-            "application/octet-stream",
-            len(head),
+            "naive: FastAPI + pydantic, dense",
+            "naive",
+            0.0,
+            naive,
+            "/classify",
+            v1_body(seqs[0], 0.0),
         ),
-        Scenario("naive: empty POST", "naive", "/ping", b""),
-        Scenario("naive: FastAPI + pydantic, dense", "naive", "/classify", v1(0.0)),
     ]
 
 
@@ -139,8 +199,10 @@ def server(cmd: list[str], url: str, ready_path: str, env: dict[str, str]) -> It
             proc.wait()
 
 
-def drive(url: str, sc: Scenario, connections: int, seconds: int, tmp: Path) -> dict:
-    """One measured run (after a warm-up of a second): throughput, p50, p99, errors."""
+def drive(url: str, sc: Scenario, connections: int, seconds: float, tmp: Path) -> dict:
+    """One measured run of `seconds` (wrk: rounded up to whole seconds) after a warm-up of up
+    to a second: throughput, p50, p99 (ms), errors (non-200 answers and transport errors)."""
+    warm_up = min(1.0, seconds)
     body = tmp / "body"
     body.write_bytes(sc.body)
     wrk = shutil.which("wrk")
@@ -154,9 +216,10 @@ def drive(url: str, sc: Scenario, connections: int, seconds: int, tmp: Path) -> 
             "BENCH_HEADER_LENGTH": str(sc.header_length or ""),
         }
 
-        def run(duration: int) -> dict:
+        def run(duration: float) -> dict:
+            length = f"-d{math.ceil(duration)}s"
             out = subprocess.run(
-                [wrk, "-t1", f"-c{connections}", f"-d{duration}s", "-s", str(script), url],
+                [wrk, "-t1", f"-c{connections}", length, "-s", str(script), url],
                 env=env,
                 capture_output=True,
                 text=True,
@@ -164,7 +227,7 @@ def drive(url: str, sc: Scenario, connections: int, seconds: int, tmp: Path) -> 
             ).stdout
             return json.loads(out.strip().splitlines()[-1])
 
-        run(1)
+        run(warm_up)
         r = run(seconds)
         return {
             "throughput_rps": round(r["requests"] / (r["duration_us"] / 1e6), 1),
@@ -176,8 +239,16 @@ def drive(url: str, sc: Scenario, connections: int, seconds: int, tmp: Path) -> 
     headers = {"content-type": sc.content_type}
     if sc.header_length is not None:
         headers["inference-header-content-length"] = str(sc.header_length)
-    run_load(url, lambda i: sc.body, connections, 1.0, headers)
+    run_load(url, lambda i: sc.body, connections, warm_up, headers)
     return run_load(url, lambda i: sc.body, connections, seconds, headers).summary()
+
+
+def batch_counts(url: str) -> tuple[float, float]:
+    """From the server's /metrics (all workers merged): (sequences, network calls) so far."""
+    text = httpx.get(f"{url}/metrics").text
+    family = next(f for f in text_string_to_metric_families(text) if f.name == "mrmp_batch_size")
+    sizes = {s.name: s.value for s in family.samples}
+    return sizes["mrmp_batch_size_sum"], sizes["mrmp_batch_size_count"]
 
 
 def load_generator() -> str:
@@ -188,58 +259,84 @@ def load_generator() -> str:
     return (out.stdout or out.stderr).splitlines()[0].strip()
 
 
-def run(
-    model: Path,
-    out: Path,
-    seconds: int = 10,
-    workers: int = 2,
-    connections: tuple[int, ...] = (1, 16),
-) -> dict:
-    """Start both servers in turn, drive every scenario, write `out`/http.json, return it."""
-    seq = np.random.default_rng(0).standard_normal((FRAMES, JOINTS, 3)).astype(np.float32)
-    manifest = read_manifest(model)
-    model_name = manifest.name
-    ports = {"mrmp": free_port(), "naive": free_port()}
-    urls = {k: f"http://127.0.0.1:{p}" for k, p in ports.items()}
+def commands(model: Path, workers: int, ports: dict[str, int]) -> dict[str, tuple]:
+    """Per server: (command line, readiness path, environment)."""
 
     def port_workers(name: str) -> list[str]:
         return ["--port", str(ports[name]), "--workers", str(workers)]
 
-    bin_dir = Path(sys.executable).parent
-    commands = {
-        "mrmp": (
-            [str(bin_dir / "mrmp"), "serve", "--model", str(model), *port_workers("mrmp")],
-            "/v2/health/ready",
-        ),
-        "naive": (
-            [
-                *(sys.executable, "-m", "uvicorn", "bench.naive_app:create_app", "--factory"),
-                *port_workers("naive"),
-                *("--log-level", "warning", "--no-access-log"),
-            ],
-            "/docs",
-        ),
-    }
+    mrmp = str(Path(sys.executable).parent / "mrmp")
     env = {"MRMP_MODEL_PATH": str(model), "MRMP_LOG_LEVEL": "warning"}
-    rows: dict[str, dict[str, dict]] = {}
-    with tempfile.TemporaryDirectory() as tmp:
-        for name in ("mrmp", "naive"):
-            cmd, ready = commands[name]
-            with server(cmd, urls[name], ready, env):
-                for sc in (s for s in scenarios(seq, model_name) if s.server == name):
-                    for c in connections:
-                        r = drive(urls[name] + sc.path, sc, c, seconds, Path(tmp))
-                        rows.setdefault(sc.name, {})[str(c)] = r
-                        print(f"{sc.name:40s} c={c:<3d} {json.dumps(r)}", flush=True)
-    conns = ",".join(str(c) for c in connections)
+    out: dict[str, tuple] = {
+        name: (
+            [mrmp, "serve", "--model", str(model), *port_workers(name)],
+            "/v2/health/ready",
+            {**env, "MRMP_BATCH_MAX_DELAY_MS": str(delay)},
+        )
+        for name, delay in DELAY_MS.items()
+    }
+    out[NAIVE] = (
+        [
+            *(sys.executable, "-m", "uvicorn", "bench.naive_app:create_app", "--factory"),
+            *port_workers(NAIVE),
+            *("--log-level", "warning", "--no-access-log"),
+        ],
+        "/docs",
+        env,
+    )
+    return out
+
+
+def run(
+    model: Path,
+    out: Path,
+    seconds: float = 5,
+    workers: int = 2,
+    connections: tuple[int, ...] = CONNECTIONS,
+    rates: tuple[float, ...] = RATES,
+) -> dict:
+    """Start the three servers, drive every scenario on each of its servers at every number of
+    connections, write `out`/http.json and return it. A service row also has `mean_batch`:
+    the sequences per network call the server formed during the measured run."""
+    seqs = sequences(BATCH)
+    manifest = read_manifest(model)
+    ports = {name: free_port() for name in (ON, OFF, NAIVE)}
+    urls = {name: f"http://127.0.0.1:{p}" for name, p in ports.items()}
+    all_scenarios = scenarios(seqs, manifest.name, rates)
+    rows = {
+        sc.name: {"kind": sc.kind, "rate": sc.rate, "runs": {s: {} for s in sc.servers}}
+        for sc in all_scenarios
+    }
+    with tempfile.TemporaryDirectory() as tmp, ExitStack() as stack:
+        for name, (cmd, ready, env) in commands(model, workers, ports).items():
+            stack.enter_context(server(cmd, urls[name], ready, env))
+        for c in connections:
+            for sc in all_scenarios:
+                for name in sc.servers:
+                    url = urls[name]
+                    before = batch_counts(url) if name != NAIVE else None
+                    r = drive(url + sc.path, sc, c, seconds, Path(tmp))
+                    if before:
+                        after = batch_counts(url)
+                        calls = after[1] - before[1]
+                        r["mean_batch"] = round((after[0] - before[0]) / max(calls, 1), 2)
+                    rows[sc.name]["runs"][name][str(c)] = r
+                    print(f"{sc.name:36s} {name:12s} c={c:<3d} {json.dumps(r)}", flush=True)
     result = {
         "command": f"python -m bench.http --model {model} --out {out} --seconds {seconds} "
-        f"--workers {workers} --connections {conns}",
-        "model": {"name": model_name, "version": manifest.version},
+        f"--workers {workers} --connections {','.join(map(str, connections))} "
+        f"--rates {','.join(map(str, rates))}",
+        "model": {"name": manifest.name, "version": manifest.version},
         "load_generator": load_generator(),
-        "sequence": f"one sequence of {FRAMES} frames x {JOINTS} joints (the SBU median)",
+        "request": {
+            "v1": f"one sequence of {FRAMES} frames x {JOINTS} joints",
+            "v2": f"{len(seqs)} sequences of {FRAMES} frames x {JOINTS} joints, FP32 binary",
+        },
+        "batch_max_delay_ms": DELAY_MS,
         "workers": workers,
         "seconds": seconds,
+        "connections": list(connections),
+        "rates": list(rates),
         "scenarios": rows,
     }
     out.mkdir(parents=True, exist_ok=True)
@@ -251,12 +348,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", type=Path, default=Path("model_store/sbu-mrmp"))
     parser.add_argument("--out", type=Path, default=Path("docs/benchmarks"))
-    parser.add_argument("--seconds", type=int, default=10)
-    parser.add_argument("--workers", type=int, default=2, help="server processes (both servers)")
-    parser.add_argument("--connections", default="1,16")
+    parser.add_argument("--seconds", type=float, default=5, help="per measured run")
+    parser.add_argument("--workers", type=int, default=2, help="server processes (each server)")
+    parser.add_argument("--connections", default=",".join(map(str, CONNECTIONS)))
+    parser.add_argument("--rates", default=",".join(map(str, RATES)))
     args = parser.parse_args()
     conns = tuple(int(c) for c in args.connections.split(","))
-    run(args.model, args.out, args.seconds, args.workers, conns)
+    rates = tuple(float(r) for r in args.rates.split(","))
+    run(args.model, args.out, args.seconds, args.workers, conns, rates)
 
 
 if __name__ == "__main__":

@@ -1,9 +1,8 @@
 """The request path stage by stage, single thread, in this process: the body's JSON decoded (the
 checked path through Python lists, and the lean path straight into arrays), the request decoded,
 its sequences made whole and described (over the batch at once, and one sequence at a time),
-the answer encoded; for a v1 body of one 45-frame SBU sequence and a V2 JSON body of 32. Then
-the HTTP p50 of that v1 body against the empty-POST floor (bench/http.py's server and load).
-Writes request_path.json.
+the answer encoded; for a v1 body of one 45-frame SBU sequence and a V2 JSON body of 32 (the
+bodies of bench/http.py, which measures them over HTTP). Writes request_path.json.
 
     python -m bench.request_path --model model_store/sbu-mrmp --out docs/benchmarks
 """
@@ -14,7 +13,6 @@ import argparse
 import asyncio
 import json
 import statistics
-import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -24,7 +22,7 @@ import numpy as np
 import orjson
 from fastapi.testclient import TestClient
 
-from bench.http import Scenario, drive, free_port, server
+from bench.http import BATCH, sequences
 from mrmp.store import read_manifest
 from service.app import create_app
 from service.decoding import decode_json, numeric
@@ -32,9 +30,6 @@ from service.json_arrays import decode_json_arrays
 from service.routes_v1 import decode_body, decode_classify, encode_classify
 from service.settings import Settings
 from service.v2_codec import decode_infer, encode_infer
-from training.datasets import data_root, load_sbu
-
-FRAMES, BATCH = 45, 32
 
 
 def median_us(fn: Callable[[], object], repeats: int) -> float:
@@ -50,19 +45,6 @@ def median_us(fn: Callable[[], object], repeats: int) -> float:
             fn()
         rounds.append((time.perf_counter() - start) / per_round)
     return round(statistics.median(rounds) * 1e6, 1)
-
-
-def sequences(n: int) -> list[np.ndarray]:
-    """n SBU sequences of FRAMES frames (their first FRAMES frames when longer; the SBU data
-    from MRMP_DATA_DIR), or standard-normal ones when the data is absent."""
-    try:
-        data = [s for s in load_sbu(data_root()).sequences if len(s) >= FRAMES]
-    except FileNotFoundError:
-        data = []
-    if not data:
-        rng = np.random.default_rng(0)
-        return [rng.standard_normal((FRAMES, 30, 3)) for _ in range(n)]
-    return [data[i % len(data)][:FRAMES].astype(np.float64) for i in range(n)]
 
 
 def stages(model: Path, repeats: int, tmp: Path) -> dict[str, dict[str, float]]:
@@ -125,45 +107,16 @@ def stages(model: Path, repeats: int, tmp: Path) -> dict[str, dict[str, float]]:
         }
 
 
-def http_p50(model: Path, seconds: int, rounds: int) -> dict[str, object]:
-    """p50 (ms) of the v1 body and of the empty POST at one connection, one server worker;
-    `rounds` runs of each, alternating, and their medians."""
-    url = f"http://127.0.0.1:{free_port()}"
-    port = url.rsplit(":", 1)[1]
-    v1 = json.dumps({"sequences": [sequences(1)[0].round(4).tolist()], "rate": 0.9}).encode()
-    cases = [
-        Scenario("floor: empty POST", "mrmp", "/v1/ping", b""),
-        Scenario("v1 JSON, one 45-frame SBU sequence", "mrmp", "/v1/classify", v1),
-    ]
-    cmd = [
-        str(Path(sys.executable).parent / "mrmp"),
-        "serve",
-        "--model",
-        str(model),
-        "--port",
-        port,
-        "--workers",
-        "1",
-    ]
-    env = {"MRMP_MODEL_PATH": str(model), "MRMP_LOG_LEVEL": "warning"}
-    runs: dict[str, list[float]] = {c.name: [] for c in cases}
-    with tempfile.TemporaryDirectory() as tmp, server(cmd, url, "/v2/health/ready", env):
-        for _ in range(rounds):
-            for case in cases:
-                r = drive(url + case.path, case, 1, seconds, Path(tmp))
-                runs[case.name].append(r["p50_ms"])
-    p50 = {name: statistics.median(v) for name, v in runs.items()}
-    floor, v1_p50 = p50[cases[0].name], p50[cases[1].name]
-    return {"p50_ms": p50, "runs_ms": runs, "v1_over_floor": round(v1_p50 / floor, 2)}
-
-
-def run(model: Path, out: Path, repeats: int = 15, seconds: int = 5, rounds: int = 3) -> dict:
-    """Measure the stages, then HTTP (`seconds` > 0), write `out`/request_path.json, return it."""
+def run(model: Path, out: Path, repeats: int = 15) -> dict:
+    """Measure the stages, write `out`/request_path.json, return it."""
+    manifest = read_manifest(model)
     with tempfile.TemporaryDirectory() as tmp:
-        result: dict[str, object] = {"stages": stages(model, repeats, Path(tmp))}
-    if seconds > 0:
-        result["http"] = http_p50(model, seconds, rounds)
-    result["model"] = read_manifest(model).name
+        result = {
+            "command": f"python -m bench.request_path --model {model} --out {out} "
+            f"--repeats {repeats}",
+            "model": {"name": manifest.name, "version": manifest.version},
+            "stages": stages(model, repeats, Path(tmp)),
+        }
     out.mkdir(parents=True, exist_ok=True)
     (out / "request_path.json").write_text(json.dumps(result, indent=1) + "\n")
     return result
@@ -174,10 +127,8 @@ def main() -> None:
     parser.add_argument("--model", type=Path, default=Path("model_store/sbu-mrmp"))
     parser.add_argument("--out", type=Path, default=Path("docs/benchmarks"))
     parser.add_argument("--repeats", type=int, default=15)
-    parser.add_argument("--seconds", type=int, default=5, help="per HTTP run; 0: no HTTP")
-    parser.add_argument("--rounds", type=int, default=3, help="HTTP runs of each body")
     args = parser.parse_args()
-    print(json.dumps(run(args.model, args.out, args.repeats, args.seconds, args.rounds), indent=1))
+    print(json.dumps(run(args.model, args.out, args.repeats), indent=1))
 
 
 if __name__ == "__main__":
