@@ -18,7 +18,7 @@ def main() -> None:
     parser.add_argument("--results", type=Path, default=Path("docs/benchmarks"))
     parser.add_argument("--report", type=Path, default=Path("docs/benchmarks.md"))
     parser.add_argument("--repeats", type=int, default=200, help="compute: calls per median")
-    parser.add_argument("--seconds", type=float, default=5, help="HTTP: per measured run")
+    parser.add_argument("--seconds", type=float, default=4, help="HTTP: per measured run")
     parser.add_argument("--workers", type=int, default=2, help="HTTP: processes per server")
     args = parser.parse_args()
     compute.run(args.model, args.results, args.repeats)

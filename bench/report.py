@@ -198,7 +198,8 @@ def http_section(http: dict) -> list[str]:
         "floor is `POST /v1/ping` on the same server (routing and middleware, no work); the "
         "naive baseline is `bench/naive_app.py`: the dense model in torch behind FastAPI's "
         "default pydantic body parsing and response model. Mean batch: sequences per network "
-        "call the server formed.",
+        f"call the server formed. The v1 rows at {max(http['connections'])} connections are "
+        f"the median of {http['batching_rounds']} runs, on and off alternated.",
         "",
         "| scenario | server | connections | p50 (ms) | p99 (ms) | p99 / p50 | req/s | errors | "
         "mean batch | p50 / floor |",

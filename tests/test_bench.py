@@ -20,7 +20,7 @@ def results(synthetic_store, tmp_path_factory):
     out = tmp_path_factory.mktemp("bench")
     c = compute.run(synthetic_store, out, repeats=2)
     request_path.run(synthetic_store, out, repeats=1)
-    h = http.run(synthetic_store, out, 0.2, 1, CONNECTIONS, RATES)
+    h = http.run(synthetic_store, out, 0.2, 1, CONNECTIONS, RATES, batching_rounds=2)
     return out, c, h
 
 
@@ -55,6 +55,8 @@ def test_http_drives_every_scenario_on_its_servers_without_errors(results):
                 # Sequences per network call: none for the floor, the whole request at least
                 # for V2 (32 sequences a request), one at least for v1.
                 want_batch = {"floor": 0, "v2": http.BATCH, "v1": 1}.get(sc["kind"])
+                rounds = r.get("throughput_rounds_rps", [r["throughput_rps"]])
+                assert len(rounds) == (2 if sc["kind"] == "v1" and c == "64" else 1), where
                 if want_batch == 0:
                     assert r["mean_batch"] == 0, where
                 elif want_batch:
