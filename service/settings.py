@@ -12,10 +12,9 @@ from mrmp.rates import Mode
 from mrmp.runtime import MEMORY_DENSITY
 
 # A bound more than a wait: a batch runs as soon as every request in flight waits in one, so a
-# lone request pays nothing (1 connection: p50 2.3 ms on and off) and under load the batches
-# form within a loop iteration or two (64 connections: 7.6 sequences a call, throughput 1.25x,
-# CPU a request 1695 -> 1253 us; python -m bench.batching). The timer only runs a batch that
-# waits on a request stuck elsewhere.
+# lone request pays nothing and under load the batches form within a loop iteration or two
+# (python -m bench: HTTP with batching on and off, docs/benchmarks.md). The timer only runs a
+# batch that waits on a request stuck elsewhere.
 BATCH_MAX_DELAY_MS = 2.0
 
 DEFAULT_MODEL = Path(__file__).resolve().parent.parent / "model_store" / "sbu-mrmp"
