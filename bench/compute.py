@@ -23,11 +23,9 @@ from mrmp.compact import CompactGCN
 from mrmp.derive import MagnitudeIndex
 from mrmp.gcn import LatentGCN
 from mrmp.runtime import (
-    HEAD_LAYERS,
     MEMORY_DENSITY,
     GCNTrunk,
     OnnxRunner,
-    SplitRunner,
     TorchRunner,
     build_runner,
     calibrate,
@@ -36,6 +34,7 @@ from mrmp.runtime import (
     sparse_layers,
 )
 from mrmp.store import load_model
+from mrmp.trunk import SplitRunner
 
 RATES = (0.0, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.98, 0.99)
 BACKENDS = (
@@ -76,8 +75,8 @@ def latency(model: LatentGCN, tmp: Path, repeats: int) -> dict:
         net, info = index.derive(rate)
         served = build_runner(net, info.layer_rates, crossover)  # as the service runs it
         compact = CompactGCN(net)
-        head_rates = {n: r for n, r in info.layer_rates.items() if n in HEAD_LAYERS}
-        split_head = sparse_layers(head_rates, {}, MEMORY_DENSITY)  # as the tiers choose it
+        # fc on CSR at or below the memory density, as the tiers choose it.
+        split_head = sparse_layers({"fc": info.layer_rates["fc"]}, {}, MEMORY_DENSITY)
         trunk = export_onnx(GCNTrunk(net), tmp / f"{rate}.t.onnx")
         key = f"{rate:.2f}"
         runners[key] = {

@@ -19,7 +19,7 @@ from torch import Tensor, nn
 
 from mrmp.compact import CompactGCN
 from mrmp.derive import PrunedGCN
-from mrmp.gcn import GCNConfig, gcn_forward, gcn_head, gcn_trunk
+from mrmp.gcn import GCNConfig, gcn_forward, gcn_trunk
 
 ONNX_OPSET = 17
 
@@ -81,13 +81,6 @@ class SparseRunner:
                 self.params, self.adjacency, torch.from_numpy(x), self.config, self.linear
             )
             return out.numpy()
-
-    def head(self, features: np.ndarray) -> np.ndarray:
-        """`gcn_head` on this runner's kernels: features (B, J * width) -> logits (B, classes)."""
-        with torch.inference_mode():
-            return gcn_head(
-                self.params, torch.from_numpy(features), self.config, self.linear
-            ).numpy()
 
     def nbytes(self) -> int:
         dense = sum(p.numel() * p.element_size() for p in self.params.values())
@@ -195,10 +188,9 @@ def build_runner(
     """The runner of a derived network, as the service builds it: each matrix on the kernel
     calibrated fastest for its density (`crossover`, from `calibrate`), or CSR at or below
     `memory_density`; `crossover=None` (sparse kernels off) runs every matrix dense, on torch.
-    With `trunk_threads`, the blocks run on the architecture's shared onnxruntime session
-    with that many threads (`mrmp.trunk`; 3x faster than torch's at batch 1) and only the
-    head's matrices are held sparse. `layer_rates` is the Derivation's fraction pruned per
-    matrix."""
+    With `trunk_threads`, the network runs on the architecture's shared onnxruntime graphs
+    with that many threads, fc on CSR when it is among the sparse matrices (`mrmp.trunk`).
+    `layer_rates` is the Derivation's fraction pruned per matrix."""
     if crossover is None:
         return TorchRunner(net)
     sparse = sparse_layers(layer_rates, crossover, memory_density)
@@ -264,60 +256,25 @@ class OnnxRunner:
         backend: str = "onnxruntime",
         output: str = "logits",
     ) -> None:
+        self.backend = backend
+        self.path, self.output = Path(path), output
+        self.session = self.session_of(str(path), intra_op_threads)
+
+    @staticmethod
+    def session_of(model: str | bytes, intra_op_threads: int = 1):  # -> ort.InferenceSession
+        """An onnxruntime CPU session of `model` (a path or the graph's bytes): sequential,
+        one inter-op thread, `intra_op_threads` for each op, every graph optimization."""
         import onnxruntime as ort
 
-        self.backend = backend
         options = ort.SessionOptions()
         options.intra_op_num_threads = intra_op_threads
         options.inter_op_num_threads = 1
         options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        self.path, self.output = Path(path), output
-        self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        return ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
         return self.session.run([self.output], {"x": x})[0]
 
     def nbytes(self) -> int:
         return self.path.stat().st_size
-
-
-# The head's matrices (fc: 96% of the weights) are the ones a split runner holds sparse.
-HEAD_LAYERS = ("fc", "classifier")
-
-
-class SplitRunner:
-    """The blocks on onnxruntime (an exported `GCNTrunk`: dense kernels, fastest there) and
-    the head (`gcn_head`: the fc layer, which holds almost every weight, and the classifier)
-    on torch with CSR kernels, so that the head's compute follows its kept weights; onnxruntime
-    has no sparse kernel that beats its dense matmul here (com.microsoft SparseToDenseMatMul
-    at 2% density: 0.39 ms against 0.48 ms dense at batch 32, against 0.09 ms for torch CSR)."""
-
-    def __init__(
-        self,
-        trunk_path: Path,
-        net: PrunedGCN,
-        sparse: set[str],
-        intra_op_threads: int = 1,
-        backend: str = "onnxruntime-split",
-    ) -> None:
-        self.backend = backend
-        self.trunk = OnnxRunner(trunk_path, intra_op_threads, backend, output="features")
-        self.head = SparseRunner(net, sparse & set(HEAD_LAYERS))
-
-    def __call__(self, x: np.ndarray) -> np.ndarray:
-        return self.head.head(self.trunk(x))
-
-    def nbytes(self) -> int:
-        """The trunk's file and the head's matrices (its dense block weights not counted
-        twice: the trunk holds them)."""
-        head = sum(
-            p.numel() * p.element_size()
-            for n, p in self.head.params.items()
-            if not n.startswith("blocks.")
-        ) + sum(
-            t.numel() * t.element_size()
-            for w in self.head.csr.values()
-            for t in (w.values(), w.col_indices(), w.crow_indices())
-        )
-        return self.trunk.nbytes() + head

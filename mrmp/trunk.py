@@ -1,11 +1,16 @@
-"""The blocks of any derived network on one onnxruntime session per architecture.
+"""Split runners: the network's dense parts on onnxruntime, its fc layer as a CSR matmul.
 
-The blocks' weights and the adjacency are inputs of the exported graph, not constants, so one
-export serves every rate: a cached rate's runner binds its own weights (no export, no session
-per rate) and runs the head (`gcn_head`: the fc layer, 96% of the weights, and the classifier)
-on torch with CSR kernels where they are sparse, so that the head's compute follows its kept
-weights. Weights are bound once per thread (onnxruntime I/O binding): passing them by name at
-every call doubles the batch-1 latency of the blocks (0.15 ms against 0.08 ms, measured).
+The fc layer holds 96% of the weights, and onnxruntime has no sparse kernel that beats its
+dense matmul here (com.microsoft SparseToDenseMatMul at 2% density: 0.39 ms against 0.48 ms
+dense at batch 32), while a CSR matmul (scipy) costs 0.015 ms at batch 1 and 0.13 ms at batch
+32. So a split runner runs the blocks (`gcn_trunk`) on onnxruntime, the fc matmul on scipy
+when fc is sparse, and the rest of the head (`gcn_head`: fc bias, normalization, classifier)
+on onnxruntime again; compute then follows the kept weights of the fc layer.
+
+The head graphs, and the blocks of a cached rate, are exported once per architecture with
+their weights as graph inputs: a runner binds its own weights (onnxruntime I/O binding, once
+per thread), so a cached rate needs no export. Passing the weights by name at every call
+instead doubles the blocks' batch-1 latency (0.15 ms against 0.08 ms, measured).
 """
 
 from __future__ import annotations
@@ -13,133 +18,201 @@ from __future__ import annotations
 import io
 import threading
 import warnings
+from pathlib import Path
 
 import numpy as np
+import scipy.sparse
 import torch
 from torch import Tensor, nn
 
 from mrmp.derive import PrunedGCN
-from mrmp.gcn import GCNConfig, gcn_trunk
-from mrmp.runtime import HEAD_LAYERS, ONNX_OPSET, SparseRunner
+from mrmp.gcn import GCNConfig, gcn_head, gcn_trunk
+from mrmp.runtime import ONNX_OPSET, OnnxRunner, _csr32
 
 
-def trunk_inputs(config: GCNConfig) -> list[str]:
-    """The names of the blocks' parameters, in the exported graph's input order (after `x`
-    and `adjacency`); weight matrices are taken transposed, (in, out), as the matmul uses them."""
-    shapes = config.weight_shapes()
-    return [name for name in (*shapes, *config.dense_shapes()) if name.startswith("blocks.")]
+def graph_inputs(config: GCNConfig, part: str) -> list[str]:
+    """The parameters a shared graph takes after its data input, in order: `part` is
+    "blocks" (after `x` and `adjacency`), "head" or "head_after_fc" (after `features`).
+    Weight matrices are taken as stored, (out, in): bound without a copy."""
+    names = [*config.weight_shapes(), *config.dense_shapes()]
+    if part == "blocks":
+        return [n for n in names if n.startswith("blocks.")]
+    head = [n for n in names if not n.startswith("blocks.")]
+    return [n for n in head if n != "fc"] if part == "head_after_fc" else head
 
 
-class _Blocks(nn.Module):
-    """`gcn_trunk` with every parameter an input: (x, adjacency, *params) -> features."""
+class _Part(nn.Module):
+    """`gcn_trunk` or `gcn_head` with every parameter an input; "head_after_fc" takes the fc
+    matmul's output and applies the rest of the head."""
 
-    def __init__(self, config: GCNConfig) -> None:
+    def __init__(self, config: GCNConfig, part: str) -> None:
         super().__init__()
-        self.config = config
-        self.names = trunk_inputs(config)
+        self.config, self.part = config, part
+        self.names = graph_inputs(config, part)
 
-    def forward(self, x: Tensor, adjacency: Tensor, *tensors: Tensor) -> Tensor:
+    def forward(self, data: Tensor, *tensors: Tensor) -> Tensor:
+        if self.part == "blocks":
+            adjacency, *tensors = tensors
         params = dict(zip(self.names, tensors, strict=True))
-        return gcn_trunk(params, adjacency, x, self.config, lambda name, h: h @ params[name])
+
+        def linear(name: str, h: Tensor) -> Tensor:
+            return h if name not in params else h @ params[name].T  # fc applied: identity
+
+        if self.part == "blocks":
+            return gcn_trunk(params, adjacency, data, self.config, linear)
+        return gcn_head(params, data, self.config, linear)
 
 
-def _export(config: GCNConfig) -> bytes:
-    """The ONNX graph of `_Blocks` (dynamic batch axis), in memory."""
-    module = _Blocks(config)
-    shapes = config.weight_shapes()
-    example = [
-        torch.zeros(shapes[n][0][::-1] if n in shapes else config.dense_shapes()[n])
-        for n in module.names
+def _export(config: GCNConfig, part: str) -> bytes:
+    """The ONNX graph of `_Part` (dynamic batch axis), in memory."""
+    module = _Part(config, part)
+    shapes = {n: s for n, (s, _, _) in config.weight_shapes().items()}
+    params = [
+        torch.zeros(shapes[n] if n in shapes else config.dense_shapes()[n]) for n in module.names
     ]
-    x = torch.zeros(1, config.num_joints, config.in_features)
-    adjacency = torch.zeros(config.num_joints, config.num_joints)
+    j = config.num_joints
+    if part == "blocks":
+        data, extra, names = (
+            torch.zeros(1, j, config.in_features),
+            [torch.zeros(j, j)],
+            ["x", "adjacency"],
+        )
+    else:
+        width = config.hidden if part == "head_after_fc" else j * config.width
+        data, extra, names = torch.zeros(1, width), [], ["features"]
+    out = "features" if part == "blocks" else "logits"
     buffer = io.BytesIO()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
         torch.onnx.export(
             module,
-            (x, adjacency, *example),
+            (data, *extra, *params),
             buffer,
             dynamo=False,
-            input_names=["x", "adjacency", *module.names],
-            output_names=["features"],
-            dynamic_axes={"x": {0: "batch"}, "features": {0: "batch"}},
+            input_names=[*names, *module.names],
+            output_names=[out],
+            dynamic_axes={names[0]: {0: "batch"}, out: {0: "batch"}},
             opset_version=ONNX_OPSET,
         )
     return buffer.getvalue()
 
 
-_sessions: dict[tuple[GCNConfig, int], object] = {}
+_sessions: dict[tuple[GCNConfig, str, int], object] = {}
 _sessions_lock = threading.Lock()
 
 
-def trunk_session(config: GCNConfig, intra_op_threads: int = 1):  # -> ort.InferenceSession
-    """The process's onnxruntime session of the blocks of `config` (built on first use:
-    about 0.3 s; thread-safe: onnxruntime sessions run concurrently)."""
-    import onnxruntime as ort
-
-    key = (config, intra_op_threads)
+def shared_session(config: GCNConfig, part: str, intra_op_threads: int = 1):  # -> InferenceSession
+    """The process's onnxruntime session of `part` of `config` (see `graph_inputs`), built on
+    first use (about 0.3 s); onnxruntime sessions run concurrently."""
+    key = (config, part, intra_op_threads)
     with _sessions_lock:
-        session = _sessions.get(key)
-        if session is None:
-            options = ort.SessionOptions()
-            options.intra_op_num_threads = intra_op_threads
-            options.inter_op_num_threads = 1
-            options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-            options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-            session = ort.InferenceSession(
-                _export(config), options, providers=["CPUExecutionProvider"]
-            )
-            _sessions[key] = session
-    return session
+        if key not in _sessions:
+            _sessions[key] = OnnxRunner.session_of(_export(config, part), intra_op_threads)
+        return _sessions[key]
+
+
+class _Bound:
+    """A shared session with a runner's parameters bound, per thread: data -> output."""
+
+    def __init__(self, session, data: str, output: str, inputs: dict[str, np.ndarray]) -> None:
+        import onnxruntime as ort
+
+        self.session, self.data, self.output, self.inputs = session, data, output, inputs
+        self._values = {n: ort.OrtValue.ortvalue_from_numpy(a) for n, a in inputs.items()}
+        self._local = threading.local()
+
+    def __call__(self, data: np.ndarray) -> np.ndarray:
+        binding = getattr(self._local, "binding", None)
+        if binding is None:
+            binding = self._local.binding = self.session.io_binding()
+            for name, value in self._values.items():
+                binding.bind_ortvalue_input(name, value)
+        binding.bind_cpu_input(self.data, np.ascontiguousarray(data, dtype=np.float32))
+        binding.bind_output(self.output)
+        self.session.run_with_iobinding(binding)
+        return binding.copy_outputs_to_cpu()[0]
+
+    def nbytes(self) -> int:
+        return sum(a.nbytes for a in self.inputs.values())
+
+
+def _weights(net: PrunedGCN, names: list[str]) -> dict[str, np.ndarray]:
+    """The named parameters as numpy arrays sharing the network's memory."""
+    params = net.params()
+    return {n: np.ascontiguousarray(params[n].detach().numpy()) for n in names}
+
+
+class _Head:
+    """The head of a derived network: fc on scipy CSR when `sparse_fc`, the rest (or all of
+    it) on the architecture's shared head graph. Features (B, J * width) -> logits."""
+
+    def __init__(self, net: PrunedGCN, sparse_fc: bool, intra_op_threads: int) -> None:
+        part = "head_after_fc" if sparse_fc else "head"
+        session = shared_session(net.config, part, intra_op_threads)
+        self.graph = _Bound(
+            session, "features", "logits", _weights(net, graph_inputs(net.config, part))
+        )
+        self.fc = None
+        if sparse_fc:
+            w = _csr32(net.params()["fc"].detach())
+            arrays = (w.values(), w.col_indices(), w.crow_indices())
+            self.fc = scipy.sparse.csr_matrix(tuple(t.numpy() for t in arrays), shape=w.shape)
+
+    def __call__(self, features: np.ndarray) -> np.ndarray:
+        if self.fc is not None:
+            features = (self.fc @ features.T).T
+        return self.graph(features)
+
+    def nbytes(self) -> int:
+        fc = (
+            0
+            if self.fc is None
+            else sum(a.nbytes for a in (self.fc.data, self.fc.indices, self.fc.indptr))
+        )
+        return self.graph.nbytes() + fc
 
 
 class SharedTrunkRunner:
-    """A derived network: its blocks on the shared session of its architecture, with its own
-    weights bound; its head on torch, CSR for the head matrices in `sparse`. Answers equal
+    """A derived network on shared graphs only (no export per rate): its blocks and its head
+    with its own weights bound, fc on CSR when "fc" is in `sparse`. Answers equal
     `gcn_forward`'s within float rounding (1e-5 on logits, tested)."""
 
     backend = "onnxruntime-shared-split"
 
     def __init__(self, net: PrunedGCN, sparse: set[str], intra_op_threads: int = 1) -> None:
-        import onnxruntime as ort
-
-        self.session = trunk_session(net.config, intra_op_threads)
-        params = net.params()
-        self.inputs = {"adjacency": net.adjacency.detach().numpy()}
-        for name in trunk_inputs(net.config):
-            p = params[name].detach()
-            self.inputs[name] = np.ascontiguousarray((p.T if p.dim() == 2 else p).numpy())
-        self._values = {n: ort.OrtValue.ortvalue_from_numpy(a) for n, a in self.inputs.items()}
-        self._local = threading.local()
-        self.head = SparseRunner(net, sparse & set(HEAD_LAYERS))
-        self.head.params = {n: p for n, p in self.head.params.items() if n not in self.inputs}
-
-    def _binding(self):  # -> ort.IOBinding
-        binding = getattr(self._local, "binding", None)
-        if binding is None:
-            binding = self.session.io_binding()
-            for name, value in self._values.items():
-                binding.bind_ortvalue_input(name, value)
-            self._local.binding = binding
-        return binding
-
-    def features(self, x: np.ndarray) -> np.ndarray:
-        """The blocks: descriptors (B, J, F) float32 -> features (B, J * width)."""
-        binding = self._binding()
-        binding.bind_cpu_input("x", np.ascontiguousarray(x, dtype=np.float32))
-        binding.bind_output("features")
-        self.session.run_with_iobinding(binding)
-        return binding.copy_outputs_to_cpu()[0]
+        session = shared_session(net.config, "blocks", intra_op_threads)
+        inputs = {"adjacency": net.adjacency.detach().numpy()}
+        inputs.update(_weights(net, graph_inputs(net.config, "blocks")))
+        self.blocks = _Bound(session, "x", "features", inputs)
+        self.head = _Head(net, "fc" in sparse, intra_op_threads)
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
-        return self.head.head(self.features(x))
+        return self.head(self.blocks(x))
 
     def nbytes(self) -> int:
-        """The blocks' weights and adjacency this runner binds, and its head's matrices."""
-        head = sum(p.numel() * p.element_size() for p in self.head.params.values()) + sum(
-            t.numel() * t.element_size()
-            for w in self.head.csr.values()
-            for t in (w.values(), w.col_indices(), w.crow_indices())
-        )
-        return sum(a.nbytes for a in self.inputs.values()) + head
+        """The weights and adjacency this runner binds, and its fc matrix as CSR."""
+        return self.blocks.nbytes() + self.head.nbytes()
+
+
+class SplitRunner:
+    """A tier's split runner: its blocks from its own export of `GCNTrunk` (weights constant,
+    so onnxruntime prepacks them: faster than bound inputs), its head as `SharedTrunkRunner`'s."""
+
+    def __init__(
+        self,
+        trunk_path: Path,
+        net: PrunedGCN,
+        sparse: set[str],
+        intra_op_threads: int = 1,
+        backend: str = "onnxruntime-split",
+    ) -> None:
+        self.backend = backend
+        self.trunk = OnnxRunner(trunk_path, intra_op_threads, backend, output="features")
+        self.head = _Head(net, "fc" in sparse, intra_op_threads)
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        return self.head(self.trunk(x))
+
+    def nbytes(self) -> int:
+        """The trunk's file, the head's bound weights and its fc matrix as CSR."""
+        return self.trunk.nbytes() + self.head.nbytes()

@@ -1,6 +1,6 @@
 """Fixed tiers and their candidate runners: torch on the calibrated kernels, onnxruntime on
 the ONNX export of the masked network and of the compacted one, and, where the head is sparse,
-the blocks' export on onnxruntime with the head on CSR kernels (each export reused while its
+the blocks' export on onnxruntime with the fc layer on CSR (each export reused while its
 stamp is current, and checked against torch); every candidate is timed and the fastest serves.
 """
 
@@ -20,17 +20,16 @@ from mrmp.compact import CompactGCN
 from mrmp.derive import Derivation, PrunedGCN
 from mrmp.rates import RateKey
 from mrmp.runtime import (
-    HEAD_LAYERS,
     MEMORY_DENSITY,
     ONNX_OPSET,
     GCNTrunk,
     OnnxRunner,
     Runner,
-    SplitRunner,
     TorchRunner,
     export_onnx,
     sparse_layers,
 )
+from mrmp.trunk import SplitRunner
 from service.rate_table import compute_ms, time_compute
 from service.settings import Settings
 
@@ -118,8 +117,8 @@ class TierPreparer:
         self, name: str, net: PrunedGCN, key: RateKey, info: Derivation
     ) -> list[Runner]:
         """ONNX runners of a tier: the masked network; the compacted one when compaction
-        shrinks a matrix; the split one (blocks on onnxruntime, head on CSR) when a head matrix
-        is at or below the memory density. Any export that fails or disagrees with torch is
+        shrinks a matrix; the split one (mrmp.trunk: fc on CSR, the rest on onnxruntime) when
+        fc is at or below the memory density. Any export that fails or disagrees with torch is
         left out."""
         threads = self.settings.onnx_threads
         modules: dict[str, tuple[PrunedGCN | CompactGCN | GCNTrunk, Callable[[Path], Runner]]]
@@ -133,8 +132,7 @@ class TierPreparer:
                 )
         except Exception:
             log.exception("tier %s: compaction failed; no compacted candidate", name)
-        head_rates = {n: r for n, r in info.layer_rates.items() if n in HEAD_LAYERS}
-        sparse_head = sparse_layers(head_rates, {}, MEMORY_DENSITY)
+        sparse_head = sparse_layers({"fc": info.layer_rates.get("fc", 0.0)}, {}, MEMORY_DENSITY)
         if sparse_head:
             modules["split"] = (
                 GCNTrunk(net),

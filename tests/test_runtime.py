@@ -12,7 +12,6 @@ from mrmp.runtime import (
     GCNTrunk,
     OnnxRunner,
     SparseRunner,
-    SplitRunner,
     TorchRunner,
     _csr32,
     calibrate,
@@ -88,32 +87,11 @@ def test_the_forward_is_the_head_after_the_trunk_bit_for_bit(small_model):
     assert torch.equal(gcn_head(p, features, c), gcn_forward(p, a, x, c))
 
 
-@pytest.mark.parametrize("rate", [0.0, 0.5, 0.9, 0.98, 0.99])
-def test_split_runner_equals_dense_runner(small_model, tmp_path, rate):
-    net, _ = MagnitudeIndex(small_model).derive(rate, "prior")
-    trunk = export_onnx(GCNTrunk(net), tmp_path / "trunk.onnx")
+def test_the_trunk_export_gives_the_features_fc_takes(small_model, tmp_path):
+    net, _ = MagnitudeIndex(small_model).derive(0.9)
     x = np.random.default_rng(0).standard_normal((5, 30, 12)).astype(np.float32)
-    expected = TorchRunner(net)(x)
-    features = OnnxRunner(trunk, output="features")(x)
-    assert features.shape == (5, 30 * net.config.width)
-    for sparse in (set(), {"fc"}, {"fc", "classifier", "blocks.1.root"}):
-        runner = SplitRunner(trunk, net, sparse)
-        assert set(runner.head.csr) == sparse & {"fc", "classifier"}  # blocks stay in the trunk
-        np.testing.assert_allclose(runner(x), expected, atol=1e-5, rtol=0)
-
-
-def test_split_runner_memory_follows_the_head_kept_weights(small_model, tmp_path):
-    index = MagnitudeIndex(small_model)
-    sizes = []
-    for rate in (0.5, 0.98):
-        net, _ = index.derive(rate)
-        trunk = export_onnx(GCNTrunk(net), tmp_path / f"{rate}.onnx")
-        runner = SplitRunner(trunk, net, {"fc"})
-        fc = runner.head.csr["fc"]
-        csr_bytes = 8 * fc.values().numel() + 4 * fc.crow_indices().numel()
-        head_dense = sum(
-            t.numel() * 4 for n, t in runner.head.params.items() if not n.startswith("blocks.")
-        )
-        assert runner.nbytes() == trunk.stat().st_size + csr_bytes + head_dense
-        sizes.append(runner.nbytes())
-    assert sizes[1] < sizes[0]
+    runner = OnnxRunner(export_onnx(GCNTrunk(net), tmp_path / "trunk.onnx"), output="features")
+    p, c = net.params(), net.config
+    expected = gcn_trunk(p, net.adjacency, torch.from_numpy(x), c).numpy()
+    assert runner(x).shape == (5, 30 * c.width)
+    np.testing.assert_allclose(runner(x), expected, atol=1e-5, rtol=0)
