@@ -8,7 +8,13 @@ import pytest
 
 from mrmp.derive import MagnitudeIndex
 from mrmp.runtime import GCNTrunk, SparseRunner, TorchRunner, build_runner, export_onnx
-from mrmp.trunk import SharedTrunkRunner, SplitRunner, graph_inputs, shared_session
+from mrmp.trunk import (
+    SharedTrunkRunner,
+    SplitRunner,
+    graph_inputs,
+    shared_session,
+    warm_sessions,
+)
 
 
 def sequences(n: int, seed: int = 0) -> np.ndarray:
@@ -76,3 +82,12 @@ def test_memory_is_the_bound_weights_and_the_csr_fc(small_model):
     csr = 8 * kept + 4 * (params["fc"].shape[0] + 1)  # float32 values, int32 indices
     assert runner.nbytes() == 4 * floats + csr
     assert runner.nbytes() < 0.5 * TorchRunner(net).nbytes()
+
+
+def test_warmed_sessions_are_the_ones_runners_use(small_model):
+    warm_sessions(small_model.config, intra_op_threads=2)
+    net, _ = MagnitudeIndex(small_model).derive(0.98)
+    runner = SharedTrunkRunner(net, {"fc"}, intra_op_threads=2)
+    assert runner.blocks.session is shared_session(small_model.config, "blocks", 2)
+    assert runner.head.graph.session is shared_session(small_model.config, "head_after_fc", 2)
+    assert runner.blocks.session is not shared_session(small_model.config, "blocks", 1)
