@@ -27,8 +27,8 @@ LABELS = {
     "compact": "compacted (torch)",
     "onnxruntime": "onnxruntime",
     "onnxruntime_compact": "onnxruntime, compacted",
-    "onnxruntime_split": "onnxruntime blocks, torch head",
-    "onnxruntime_shared": "onnxruntime shared blocks, torch head",
+    "onnxruntime_split": "split: onnxruntime blocks, CSR fc (tiers)",
+    "onnxruntime_shared": "shared onnxruntime graphs, CSR fc (cached rates)",
 }
 BATCHES = (1, 32)
 VERDICT = {True: "met", False: "**not met**"}
@@ -296,14 +296,19 @@ def targets_section(compute: dict, http: dict) -> list[str]:
     out = ["## Where the targets stand", "", *compute_targets(compute), *http_targets(http)]
     small = min(compute["derivation_ms"], key=int)
     d = compute["derivation_ms"][small]
+    # A cached rate is served on the shared graphs (service.host): its runner is that one.
+    served = d.get("prior_with_shared_runner", d["prior_with_runner"])
     out.append(
         f"- Deriving a new rate, {int(small):,} parameters: {d['prior']:.2f} ms "
-        f"({d['prior_with_runner']:.2f} ms with its runner); target 5 ms: "
-        f"{VERDICT[d['prior_with_runner'] <= 5]}."
+        f"({served:.2f} ms with the runner the service builds for it); target 5 ms: "
+        f"{VERDICT[served <= 5]}."
     )
-    share = rows["0.90"]["memory_bytes"]["sparse"] / rows["0.00"]["memory_bytes"]["masked_dense"]
+    memory = rows["0.90"]["memory_bytes"]
+    kept = memory.get("onnxruntime_shared", memory["sparse"])
+    share = kept / rows["0.00"]["memory_bytes"]["masked_dense"]
     out.append(
-        f"- Memory at r = 0.9: {share:.1%} of the dense copy; target 25%: {VERDICT[share <= 0.25]}."
+        f"- Memory of a cached rate's runner at r = 0.9: {share:.1%} of the dense copy; target "
+        f"25%: {VERDICT[share <= 0.25]}."
     )
     return [*out, ""]
 

@@ -186,9 +186,9 @@ class SharedTrunkRunner:
     with its own weights bound, fc on CSR when "fc" is in `sparse`. Answers equal
     `gcn_forward`'s within float rounding (1e-5 on logits, tested)."""
 
-    backend = "onnxruntime-shared-split"
-
     def __init__(self, net: PrunedGCN, sparse: set[str], intra_op_threads: int = 1) -> None:
+        # "split" when fc runs apart, as CSR, between the blocks' and the head's graphs.
+        self.backend = "onnxruntime-shared-split" if "fc" in sparse else "onnxruntime-shared"
         session = shared_session(net.config, "blocks", intra_op_threads)
         inputs = {"adjacency": net.adjacency.detach().numpy()}
         inputs.update(_weights(net, graph_inputs(net.config, "blocks")))

@@ -20,6 +20,7 @@ from mrmp.gcn import GCNConfig
 from mrmp.rates import RateKey
 from mrmp.runtime import Runner, build_runner, calibrate
 from mrmp.store import load_model
+from mrmp.trunk import warm_sessions
 from service.metrics import Metrics
 from service.policy import RatePolicy
 from service.rate_cache import CacheEvents, RateCache
@@ -114,10 +115,18 @@ class ModelHost:
         return self.tier_names.get(key) if key in self.tiers else None
 
     def _derive(self, key: RateKey) -> Served:
+        """A rate's network as the cache serves it: on the architecture's shared onnxruntime
+        graphs with its weights bound (no export per rate), fc on CSR when it is sparse
+        (mrmp.trunk), unless ONNX_TIERS or SPARSE_KERNELS is off (then on torch)."""
         net, info = self.index.derive(key.rate, key.mode)
-        return Served(self._runner(net, info), info, key)
+        threads = self.settings.onnx_threads if self.settings.onnx_tiers else None
+        runner = build_runner(
+            net, info.layer_rates, self.crossover, self.settings.memory_density, threads
+        )
+        return Served(runner, info, key)
 
     def _runner(self, net: PrunedGCN, info: Derivation) -> Runner:
+        """A tier's torch candidate (service.tiers): the calibrated kernels on torch."""
         return build_runner(net, info.layer_rates, self.crossover, self.settings.memory_density)
 
     # -- start-up ----------------------------------------------------------------------------
@@ -127,6 +136,8 @@ class ModelHost:
         other rate of the table, then report ready. A tier that cannot be prepared is served
         from the rate cache like any other rate; no failure keeps the others from being ready."""
         try:
+            if self.settings.onnx_tiers and self.crossover is not None:
+                warm_sessions(self.model.config, self.settings.onnx_threads)
             preparer = TierPreparer(self.settings, self.version, self.input_shape, self._runner)
             for name, rate in self.settings.tiers.items():
                 key = RateKey.of(rate, self.settings.tier_mode)

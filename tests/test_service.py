@@ -45,8 +45,9 @@ def test_classify_answers_per_sequence_and_states_what_served_it(client, synthet
     a = r.json()
     assert a["model"] == manifest.name and a["model_version"] == manifest.version
     assert a["rate_asked"] == 0.9312 and a["rate_served"] == 0.931 and a["mode"] == "prior"
-    # Not a tier: run in torch, the fc layer (density 0.07) held as CSR by the memory rule.
-    assert a["backend"] == "torch-sparse" and a["tier"] is None
+    # Not a tier: the shared onnxruntime graphs, the fc layer (density 0.07) apart as CSR by
+    # the memory rule.
+    assert a["backend"] == "onnxruntime-shared-split" and a["tier"] is None
     net, info = derive(model, 0.931, "prior")
     assert a["observed_rate"] == pytest.approx(info.observed_rate, abs=1e-6)
     assert a["threshold"] == pytest.approx(model.prior.threshold(0.931))
@@ -75,7 +76,7 @@ def test_tiers_and_default_are_served_from_onnx(client):
     # A rate equal to a tier's is served by the tier.
     assert classify(client, rate=0.5).json()["tier"] == "accurate"
     dense = classify(client, rate=0).json()
-    assert dense["observed_rate"] == 0 and dense["backend"] == "torch"
+    assert dense["observed_rate"] == 0 and dense["backend"] == "onnxruntime-shared"
     exact = classify(client, rate=0.9, mode="exact").json()
     assert exact["mode"] == "exact" and exact["threshold"] is None
     assert exact["observed_rate"] == pytest.approx(0.9, abs=1e-3)
@@ -340,7 +341,7 @@ def test_v2_infer_json_echoes_id_and_serves_the_rate(client, synthetic_store):
     a = r.json()
     assert a["id"] == "req-42" and a["model_name"] == manifest.name
     assert a["parameters"]["rate_served"] == 0.93
-    assert a["parameters"]["backend"] == "torch-sparse"
+    assert a["parameters"]["backend"] == "onnxruntime-shared-split"
     logits = {o["name"]: o for o in a["outputs"]}["logits"]
     assert logits["shape"] == [2, 8] and logits["datatype"] == "FP32"
     v1 = client.post(
