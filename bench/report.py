@@ -80,10 +80,14 @@ def compute_section(compute: dict, image: str) -> list[str]:
         "",
         "Median of the repeated calls. *masked dense* is the naive way (the pruned weights are "
         "zeros in dense matrices); *sparse kernels* is the torch runner the service builds for "
-        "a derived rate (CSR matmuls where the calibrated crossover or the memory density says "
-        "so); *compacted* removes the rows and columns left empty (`mrmp/compact.py`); the "
-        "onnxruntime columns run ONNX exports (whole network, or the blocks with the head on "
-        "torch). Speedup: over the fastest backend at rate 0 (the fastest dense network).",
+        "a derived rate with onnxruntime off (CSR matmuls where the calibrated crossover or "
+        "the memory density says so); *compacted* removes the rows and columns left empty "
+        "(`mrmp/compact.py`); *onnxruntime* and *onnxruntime, compacted* run the whole "
+        "network's export; *split* runs a tier's export of the blocks and fc as a scipy CSR "
+        "matmul before the head's graph; *shared* is what the service builds for a cached "
+        "rate: the architecture's graphs exported once, the rate's weights bound, fc as CSR "
+        "where sparse (`mrmp/trunk.py`). Speedup: over the fastest backend at rate 0 (the "
+        "fastest dense network).",
         "",
         f"![compute latency per rate]({image})",
         "",
