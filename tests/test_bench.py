@@ -92,7 +92,7 @@ def test_report_states_every_target_and_renders_the_results(results, tmp_path):
         "- v1 JSON, one sequence of 45 frames ",
         "- 64 connections of single-sequence v1 requests",
         "- Deriving a new rate, ",
-        "- Memory at r = 0.9: ",
+        "- Memory of a cached rate's runner at r = 0.9: ",
     ]
     assert [line[: len(s)] for line, s in zip(lines, starts, strict=False)] == starts
     assert len(lines) == len(starts)
