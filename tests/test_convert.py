@@ -314,6 +314,10 @@ CSV_REFUSALS: dict[str, tuple[tuple[int, int, str], str]] = {
         r"line 2: column 'nose_x' is empty, but joint 0's other cells are not",
     ),
     "an empty sequence name": (_csv_edit(2, 0, ""), r"line 2: empty sequence"),
+    "a timestamp for a frame": (
+        _csv_edit(3, 1, "100000000"),
+        r"line 3: sequence 'clip/1' spans frames 0 to 100000000, more than 100,000",
+    ),
 }
 
 

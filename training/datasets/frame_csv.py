@@ -23,6 +23,9 @@ from .folder import TEST_FOLD, TRAIN_FOLD, is_number
 from .folder_writer import Split
 
 KEYS = ("sequence", "frame", "label")
+# The most frames a sequence may span (an hour at 30 fps would be 108,000): a larger span is a
+# timestamp taken for a frame number, which would otherwise fill a huge array with zeros.
+MAX_SPAN = 100_000
 SPLIT_KEY = "split"
 
 
@@ -56,7 +59,8 @@ def read_frame_csv(
     layout's joints one column per axis, a row of the wrong width, a frame number that is not
     a non-negative integer or repeats one of its sequence, a label or split that differs
     between the rows of a sequence, train/test mixed with fold numbers, a coordinate that is
-    not a finite float32 number, or a joint with some cells empty.
+    not a finite float32 number, a joint with some cells empty, or a sequence spanning more
+    than MAX_SPAN frame numbers.
     """
     path = Path(path)
     if folds < 2:
@@ -227,8 +231,13 @@ def _dataset(
             )
         fold_of = [int(split) for split in splits if split is not None]
     sequence_arrays = []
-    for seq in sequences.values():
+    for stem, seq in sequences.items():
         first, last = min(seq.frames), max(seq.frames)
+        if last - first + 1 > MAX_SPAN:
+            raise ValueError(
+                f"{path}: line {seq.frames[last][0]}: sequence {stem!r} spans frames {first} to "
+                f"{last}, more than {MAX_SPAN:,}: frame must count frames (0, 1, ...), not time"
+            )
         x = np.zeros((last - first + 1, layout.num_joints, 3), dtype=np.float32)
         for t, (_, xyz) in seq.frames.items():
             x[t - first] = xyz
