@@ -6,6 +6,7 @@ accuracy per rate on a fold."""
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
 
@@ -17,10 +18,11 @@ from lab.experiment import (
     Data,
     ModelSpec,
     build_model,
+    described,
     evaluation_table,
     fit,
+    folder_protocol,
     load_data,
-    load_folder,
     manifest_for,
     service_rates,
     train_config,
@@ -30,8 +32,8 @@ from mrmp.priors import PRIORS
 from mrmp.rates import MODES, rate_key
 from mrmp.skeleton import DescriptorConfig
 from mrmp.skeleton.descriptor import SkeletonShapeError
-from mrmp.store import StoreError, load_model, save_model
-from training.datasets import DatasetFolderError
+from mrmp.store import MANIFEST, StoreError, load_model, save_model
+from training.datasets import DatasetFolderError, SkeletonDataset, read_dataset_folder
 from training.datasets.folder import TEST_FOLD
 from training.evaluate import RATE_GRID, evaluate_rate
 from training.train import LOW_RATES, LR_SCHEDULES, METHODS, PAPER_RATES
@@ -50,19 +52,25 @@ def load_for(
     config: Path | None,
     data_dir: str | None,
     descriptor: DescriptorConfig | None = None,
+    check: Callable[[SkeletonDataset], None] | None = None,
 ) -> Data:
     """The data a command runs on: the folder, else the named dataset (default sbu), under
-    the experiment file's protocol when one is given. A bad folder or file ends it (exit 2)."""
+    the experiment file's protocol when one is given; `check` sees a folder's dataset before
+    it is described. A bad folder or file ends it (exit 2)."""
     if dataset is not None and folder is not None:
         raise typer.BadParameter("give --dataset or --data, not both")
     proto = experiment(command, config).protocol if config is not None else None
     if folder is None:
         return load_data(dataset or "sbu", descriptor, data_dir=data_dir, proto=proto)
     try:
-        return load_folder(folder, descriptor, proto)
+        ds = read_dataset_folder(folder)
     except DatasetFolderError as e:
         typer.echo(f"mrmp {command}: {e}", err=True)
         raise typer.Exit(2) from None
+    if check is not None:
+        check(ds)
+    try:
+        return described(ds, proto or folder_protocol(ds), descriptor)
     except SkeletonShapeError as e:  # a descriptor made for another layout
         source = config or "the model's manifest"
         typer.echo(f"mrmp {command}: {source}: its descriptor does not fit {folder}: {e}", err=True)
@@ -105,6 +113,7 @@ def train_cmd(
     report: Annotated[
         bool, typer.Option(help="write <out>/report/ (plots, confusion) on held-out data")
     ] = True,
+    overwrite: Annotated[bool, typer.Option(help="replace a model already in --out")] = False,
     data_dir: Annotated[str | None, typer.Option(help="datasets root (or MRMP_DATA_DIR)")] = None,
     checkpoint: Annotated[Path | None, typer.Option(help="resumable training state")] = None,
 ) -> None:
@@ -116,6 +125,8 @@ def train_cmd(
         raise typer.BadParameter(f"prior must be one of {', '.join(PRIORS)}")
     if lr_schedule not in LR_SCHEDULES:
         raise typer.BadParameter(f"lr-schedule must be one of {', '.join(LR_SCHEDULES)}")
+    if (out / MANIFEST).exists() and not overwrite:
+        raise typer.BadParameter(f"{out} holds a model already; --overwrite replaces it")
     train_rates = parse_rates(rates, LOW_RATES + PAPER_RATES)
     loaded = load_for("train", dataset, data, config, data_dir)
     fold = held_out(loaded, test_fold, data is not None)
@@ -155,7 +166,9 @@ def train_cmd(
         typer.echo(f"held-out accuracy at rate {rate_key(r)}: {row.accuracy:.2f}%")
     if report:
         classes = list(loaded.dataset.class_names)
-        where = write_model_report(out, model, xte, yte, classes, table["rates"], history, shown)
+        where = write_model_report(
+            out, model, xte, yte, classes, table["rates"], history, shown, manifest.rate_range
+        )
         typer.echo(f"wrote {where} (accuracy.png, confusion.png, training.png, report.json)")
 
 
@@ -185,19 +198,25 @@ def eval_cmd(
     except StoreError as e:
         typer.echo(f"mrmp eval: {e}", err=True)
         raise typer.Exit(2) from None
+
+    def fits(ds: SkeletonDataset) -> None:
+        if manifest.class_names != list(ds.class_names):
+            raise typer.BadParameter(
+                f"model {model} was trained on the classes {manifest.class_names}, "
+                f"{ds.name} has {list(ds.class_names)}"
+            )
+        if manifest.layout.joint_names != list(ds.layout.joint_names):
+            raise typer.BadParameter(
+                f"model {model} takes {manifest.layout.num_joints} joints "
+                f"({', '.join(manifest.layout.joint_names[:3])}, ...), {ds.name} has "
+                f"{ds.layout.num_joints} ({', '.join(ds.layout.joint_names[:3])}, ...)"
+            )
+
     # The model's own preprocessing, as the service applies it.
-    loaded = load_for("eval", dataset, data, None, data_dir, manifest.descriptor_config)
+    descriptor = manifest.descriptor_config
+    loaded = load_for("eval", dataset, data, None, data_dir, descriptor, check=fits)
     ds = loaded.dataset
-    if manifest.class_names != list(ds.class_names):
-        raise typer.BadParameter(
-            f"model {model} was trained on the classes {manifest.class_names}, "
-            f"{ds.name} has {list(ds.class_names)}"
-        )
-    if manifest.layout.joint_names != list(ds.layout.joint_names):
-        raise typer.BadParameter(
-            f"model {model} takes the joints {manifest.layout.joint_names}, "
-            f"{ds.name} has {list(ds.layout.joint_names)}"
-        )
+    fits(ds)
     recorded = manifest.training.data if manifest.training is not None else None
     if test_fold is None and recorded is not None and recorded.get("dataset") == ds.name:
         held = recorded.get("held_out_fold")

@@ -38,11 +38,13 @@ def write_model_report(
     evaluation: dict[str, dict[str, dict[str, float]]],
     history: list[dict],
     rates: tuple[float, ...],
+    rate_range: tuple[float, float],
     mode: Mode = "prior",
 ) -> Path:
     """Write `<folder>/report/` for held-out descriptors x (N, J, F) with labels y (N,), the
-    evaluation table (mode -> rate key -> accuracy %, observed rate) and `train`'s history;
-    confusion matrices at `rates` in `mode`. Returns the report folder."""
+    evaluation table (mode -> rate key -> accuracy %, observed rate) within the model's
+    `rate_range` and `train`'s history; confusion matrices at `rates` in `mode`. Returns the
+    report folder."""
     out = Path(folder) / REPORT_DIR
     out.mkdir(parents=True, exist_ok=True)
     confusion: dict[str, list[list[int]]] = {}
@@ -66,7 +68,7 @@ def write_model_report(
         "history": history,
     }
     (out / "report.json").write_text(json.dumps(report, indent=1) + "\n")
-    plot_model_accuracy(evaluation, out / "accuracy.png")
+    plot_model_accuracy(evaluation, rate_range, out / "accuracy.png")
     plot_confusion(confusion, class_names, out / "confusion.png")
     plot_history(history, out / "training.png")
     return out

@@ -62,18 +62,23 @@ def plot_observed_rate(results: dict, path: Path) -> None:
     plt.close(fig)
 
 
-def plot_model_accuracy(rates: dict[str, dict[str, dict[str, float]]], path: Path) -> None:
+def plot_model_accuracy(
+    rates: dict[str, dict[str, dict[str, float]]], rate_range: tuple[float, float], path: Path
+) -> None:
     """One model's held-out accuracy against rate, per mode (the manifest's evaluation
-    table: mode -> rate key -> accuracy, observed rate)."""
+    table: mode -> rate key -> accuracy, observed rate), at the evaluated rates the model
+    serves (`rate_range`), each marked."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    low, high = rate_range
     fig, ax = plt.subplots(figsize=(7, 4.5))
     for mode, table in rates.items():
-        keys = sorted(table, key=float)
-        ax.plot([float(k) for k in keys], [table[k]["accuracy"] for k in keys], label=mode)
+        keys = sorted((k for k in table if low <= float(k) <= high), key=float)
+        xs, ys = [float(k) for k in keys], [table[k]["accuracy"] for k in keys]
+        ax.plot(xs, ys, marker="o", markersize=3, label=mode)
     ax.set_xlabel("pruning rate")
     ax.set_ylabel("held-out accuracy (%)")
     ax.set_title("accuracy against pruning rate")
@@ -97,15 +102,20 @@ def plot_confusion(matrices: dict[str, list[list[int]]], classes: list[str], pat
     fig, axes = plt.subplots(1, len(matrices), figsize=(size * len(matrices), size), squeeze=False)
     for ax, (key, counts) in zip(axes[0], matrices.items(), strict=True):
         ax.imshow(counts, cmap="Blues")
-        ax.set_title(f"rate {key}")
         ax.set_xticks(range(n), classes, rotation=90, fontsize=7)
         ax.set_yticks(range(n), classes, fontsize=7)
         ax.set_xlabel("predicted")
         ax.set_ylabel("true")
+        total = sum(map(sum, counts))
+        right = sum(counts[i][i] for i in range(n))
+        ax.set_title(f"rate {key}: {100.0 * right / max(total, 1):.1f}% of {total}")
+        dark = max(max(map(max, counts)), 1) / 2  # white text on the darker cells
         for i in range(n):
             for j in range(n):
                 if counts[i][j]:
-                    ax.text(j, i, str(counts[i][j]), ha="center", va="center", fontsize=6)
+                    color = "white" if counts[i][j] > dark else "black"
+                    text = str(counts[i][j])
+                    ax.text(j, i, text, ha="center", va="center", color=color, fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -124,6 +134,7 @@ def plot_history(history: list[dict], path: Path) -> None:
     if any(h["kl"] for h in history):
         ax.plot(epochs, [h["kl"] for h in history], label="KL to the prior")
     ax.set_xlabel("epoch")
+    ax.xaxis.get_major_locator().set_params(integer=True)
     ax.set_ylabel("loss (mean over the epoch's steps)")
     ax.set_yscale("log")
     ax.grid(alpha=0.3)

@@ -120,8 +120,10 @@ def release_folder(
         evaluation = evaluation_table(measured, xte, yte, service_rates(tc), text)
         evaluation["folds"] = [test_fold]
         classes = list(data.dataset.class_names)
-        rates = report_rates((0.0, tc.max_rate))
-        write_model_report(out, measured, xte, yte, classes, evaluation["rates"], history, rates)
+        served = (0.0, tc.max_rate)
+        rates = report_rates(served)
+        table = evaluation["rates"]
+        write_model_report(out, measured, xte, yte, classes, table, history, rates, served)
     log("training on all of the data")
     model = build_model(data, ModelSpec(prior=prior, seed=SEED))
     fit(data, model, None, tc, desc=f"release {prior}")

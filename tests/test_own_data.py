@@ -48,6 +48,11 @@ def _accuracies(output: str) -> dict[str, float]:
     }
 
 
+def _said(output: str) -> str:
+    """The command's output as one line of words, without the error box's borders."""
+    return " ".join(w for w in output.split() if w != "│")
+
+
 def _served_accuracy(client, sequences: list, labels: list[int], rate: float) -> float:
     r = client.post("/v1/classify", json={"sequences": sequences, "rate": rate})
     assert r.status_code == 200, r.text
@@ -183,8 +188,17 @@ def test_train_data_refusals(gestures: Path, tmp_path: Path, args: list[str], me
     base = ["train", "--data", str(gestures), "--epochs", "1", "--out", str(tmp_path / "m")]
     result = runner.invoke(app, [*base, *args])
     assert result.exit_code == 2
-    assert message in " ".join(result.output.split())
+    assert message in _said(result.output)
     assert not (tmp_path / "m").exists()
+
+
+def test_train_does_not_replace_a_model_unless_told(gestures: Path, gestures_model: Path):
+    before = (gestures_model / "manifest.json").read_bytes()
+    args = ["train", "--data", str(gestures), "--epochs", "1", "--out", str(gestures_model)]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2
+    assert "holds a model already; --overwrite replaces it" in _said(result.output)
+    assert (gestures_model / "manifest.json").read_bytes() == before
 
 
 def test_a_bad_folder_is_refused_naming_the_file(gestures: Path, tmp_path: Path):
@@ -214,7 +228,21 @@ def test_eval_refuses_a_folder_of_other_classes(gestures_model: Path, tmp_path: 
     other = write_dataset_folder(ds, tmp_path / "other")
     result = runner.invoke(app, ["eval", "--model", str(gestures_model), "--data", str(other)])
     assert result.exit_code == 2
-    assert "was trained on the classes ['wave', 'clap', 'kick']" in " ".join(result.output.split())
+    assert "was trained on the classes ['wave', 'clap', 'kick']" in _said(result.output)
+
+
+def test_eval_names_the_joints_before_the_descriptor(
+    gestures_model: Path, gestures: Path, tmp_path: Path
+):
+    """A folder of other joints (and the same classes) is refused for its joints, not for the
+    model's descriptor failing on it."""
+    ds = make_synthetic(get_layout("openpose18"), num_classes=3, per_class=4)
+    ds = replace(ds, name="other", class_names=CLASSES)
+    other = write_dataset_folder(ds, tmp_path / "other")
+    result = runner.invoke(app, ["eval", "--model", str(gestures_model), "--data", str(other)])
+    assert result.exit_code == 2
+    text = _said(result.output)
+    assert "takes 17 joints (nose, left_eye, right_eye, ...), other has 18 (Nose, Neck," in text
 
 
 # ----------------------------------------------------------------------------- real data
