@@ -72,7 +72,7 @@ class ModelHost:
         self.class_names: list[str] = list(m.class_names)
         self.num_joints: int = self.model.config.num_joints
         self.policy = RatePolicy.of(settings, m.rate_range)
-        self.table = RateTable(m, self.index, self.model.config, settings.tiers)
+        self.table = RateTable(m, self.index, self.model.config, self.policy.tiers)
         self.cache: RateCache[Served] = RateCache(
             settings.cache_max_entries,
             settings.cache_max_bytes,
@@ -139,7 +139,7 @@ class ModelHost:
             if self.settings.onnx_tiers and self.crossover is not None:
                 warm_sessions(self.model.config, self.settings.onnx_threads)
             preparer = TierPreparer(self.settings, self.version, self.input_shape, self._runner)
-            for name, rate in self.settings.tiers.items():
+            for name, rate in self.policy.tiers.items():
                 key = RateKey.of(rate, self.settings.tier_mode)
                 self.tier_names[key] = name
                 try:

@@ -153,7 +153,7 @@ async def model_info(host: HostDep, plane: PlaneDep, settings: SettingsDep) -> R
             "rate_range": list(host.policy.rate_range),
             "seen_rates": m.seen_rates,
             "modes": list(MODES),
-            "tiers": settings.tiers,
+            "tiers": dict(host.policy.tiers),
             "default_tier": settings.default_tier,
             "evaluation_protocol": m.evaluation.protocol,
             "limits": {
@@ -174,7 +174,7 @@ async def rates(host: HostDep, settings: SettingsDep) -> Response:
         {
             "rate_range": list(host.policy.rate_range),
             "default_tier": settings.default_tier,
-            "tiers": settings.tiers,
+            "tiers": dict(host.policy.tiers),
             "rates": host.table.answer(host.metrics.live_p50),
             "timings_missing": host.table.untimed(),
         }

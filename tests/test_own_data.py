@@ -169,6 +169,10 @@ def test_a_dense_model_of_ones_own_is_served_with_nothing_configured(
     sequence = load_dataset_folder(gestures).sequences[0].tolist()
     with ready_client(out, tmp_path) as client:
         # The default tiers are clamped to the only rate a dense model has.
+        tiers = {"accurate": 0.0, "balanced": 0.0, "fast": 0.0}
+        assert client.get("/v1/model").json()["tiers"] == tiers
+        table = client.get("/v1/rates").json()
+        assert table["tiers"] == tiers and [r["rate"] for r in table["rates"]] == [0.0]
         r = client.post("/v1/classify", json={"sequences": [sequence], "tier": "fast"})
         assert r.status_code == 200, r.text
         assert r.json()["rate_served"] == 0.0
