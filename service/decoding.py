@@ -249,16 +249,18 @@ def numeric(value: Any, where: str, levels: Sequence[str] = FRAME_LEVELS) -> np.
     rule it breaks."""
     if isinstance(value, np.ndarray) and value.ndim == len(levels):
         return value
-    try:
-        arr = np.array(value)
-    except (ValueError, RecursionError):
-        arr = None
-    if arr is not None and arr.ndim == len(levels) and arr.dtype.kind in "fiu":
-        return arr
+    # Lists come only from bodies the array decoder declined (json_arrays): each number is
+    # checked before numpy converts, which would read true and false as 1 and 0.
     fault = _first_fault(value, where, levels)
-    if fault is None and arr is not None and arr.ndim == len(levels):
-        return arr.astype(np.float64)  # integers beyond int64, each within a float's range
-    raise BadShapeError(fault or f"{where} is not a regular array of numbers")
+    if fault is not None:
+        raise BadShapeError(fault)
+    try:
+        arr = np.array(value, dtype=np.float64)  # integers beyond int64 within a float's range
+    except (ValueError, OverflowError, RecursionError):
+        arr = None
+    if arr is None or arr.ndim != len(levels):
+        raise BadShapeError(f"{where} is not a regular array of numbers")
+    return arr
 
 
 def _plural(level: str) -> str:
@@ -285,7 +287,9 @@ def _first_fault(value: Any, where: str, levels: Sequence[str]) -> str | None:
         node, index = stack.pop()
         depth = len(index)
         at = position(where, levels, index)
-        shown = "null" if node is None else repr(node)[:40]
+        # As the body spells it: null, true, false; anything else as Python shows it.
+        shown = orjson.dumps(node).decode() if node is None or isinstance(node, bool) else None
+        shown = shown or repr(node)[:40]
         if depth == len(levels):
             if isinstance(node, list):
                 extra = 0

@@ -180,3 +180,22 @@ def test_policy_errors_are_mapped_by_type_not_by_words(client, monkeypatch):
         "error": "unknown mode and unknown tier, rate outside"
     }
     assert _errors_total(client)["unmet_need"] == before.get("unmet_need", 0) + 1
+
+
+@pytest.mark.parametrize("word", ["true", "false"])
+def test_a_boolean_coordinate_is_refused_naming_it_on_both_protocols(client, word: str):
+    """JSON booleans are not numbers, though numpy would read them as 1 and 0."""
+    frames = sequence(frames=12)
+    frames[3][2][1] = 12345.5
+    text = json.dumps({"sequences": [frames]}).replace("12345.5", word)
+    r = client.post("/v1/classify", content=text)
+    assert r.status_code == 422
+    assert r.json()["error"].startswith(f"sequence 0, frame 3, joint 2, axis y: {word} is not")
+    flat = np.asarray(sequence(frames=12), dtype=np.float32).reshape(-1).tolist()
+    flat[5] = 12345.5
+    v2 = {"inputs": [{"name": "skeleton", "shape": [1, 12, 30, 3], "datatype": "FP32"}]}
+    v2["inputs"][0]["data"] = flat
+    r = client.post(
+        "/v2/models/synthetic-mrmp/infer", content=json.dumps(v2).replace("12345.5", word)
+    )
+    assert r.status_code == 422 and "is not a number" in r.json()["error"], r.text
