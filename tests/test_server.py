@@ -49,6 +49,8 @@ def start_server(
     )
     url = f"http://127.0.0.1:{port}"
     wait_ready(url, proc)
+    if "--workers" in args:  # each worker prepares its tiers and turns ready on its own
+        _every_worker_ready(url, proc)
     return url, port, proc
 
 
