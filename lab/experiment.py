@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -68,11 +69,18 @@ def load_data(
 
 
 def load_folder(
-    path: Path, descriptor: DescriptorConfig | None = None, proto: Protocol | None = None
+    path: Path,
+    descriptor: DescriptorConfig | None = None,
+    proto: Protocol | None = None,
+    check: Callable[[SkeletonDataset], None] | None = None,
 ) -> Data:
     """A dataset folder (docs/datasets.md) under `proto` (default: `folder_protocol`'s),
-    described with `descriptor` (default: the protocol's). Raises DatasetFolderError."""
+    described with `descriptor` (default: the protocol's); `check` sees the dataset before it
+    is described. Raises DatasetFolderError, SkeletonShapeError (a descriptor for another
+    layout), and what `check` raises."""
     ds = read_dataset_folder(path)
+    if check is not None:
+        check(ds)
     return described(ds, proto or folder_protocol(ds), descriptor)
 
 

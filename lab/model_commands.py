@@ -18,11 +18,10 @@ from lab.experiment import (
     Data,
     ModelSpec,
     build_model,
-    described,
     evaluation_table,
     fit,
-    folder_protocol,
     load_data,
+    load_folder,
     manifest_for,
     service_rates,
     train_config,
@@ -33,7 +32,7 @@ from mrmp.rates import MODES, rate_key
 from mrmp.skeleton import DescriptorConfig
 from mrmp.skeleton.descriptor import SkeletonShapeError
 from mrmp.store import MANIFEST, StoreError, load_model, save_model
-from training.datasets import DatasetFolderError, SkeletonDataset, read_dataset_folder
+from training.datasets import DatasetFolderError, SkeletonDataset
 from training.datasets.folder import TEST_FOLD
 from training.evaluate import RATE_GRID, evaluate_rate
 from training.train import LOW_RATES, LR_SCHEDULES, METHODS, PAPER_RATES
@@ -63,14 +62,10 @@ def load_for(
     if folder is None:
         return load_data(dataset or "sbu", descriptor, data_dir=data_dir, proto=proto)
     try:
-        ds = read_dataset_folder(folder)
+        return load_folder(folder, descriptor, proto, check)
     except DatasetFolderError as e:
         typer.echo(f"mrmp {command}: {e}", err=True)
         raise typer.Exit(2) from None
-    if check is not None:
-        check(ds)
-    try:
-        return described(ds, proto or folder_protocol(ds), descriptor)
     except SkeletonShapeError as e:  # a descriptor made for another layout
         source = config or "the model's manifest"
         typer.echo(f"mrmp {command}: {source}: its descriptor does not fit {folder}: {e}", err=True)

@@ -65,7 +65,7 @@ class SparseRunner:
         params = net.params()
         self.config: GCNConfig = net.config
         self.adjacency = net.adjacency
-        self.csr = {name: _csr32(params[name]) for name in sparse}
+        self.csr = {name: csr32(params[name]) for name in sparse}
         self.params = {n: p for n, p in params.items() if n not in self.csr}
 
     def linear(self, name: str, h: Tensor) -> Tensor:
@@ -92,7 +92,7 @@ class SparseRunner:
         return dense + sparse + self.adjacency.numel() * self.adjacency.element_size()
 
 
-def _csr32(w: Tensor) -> Tensor:
+def csr32(w: Tensor) -> Tensor:
     """CSR with int32 indices (half the index memory of the default int64), built in one pass
     over the nonzeros (`to_sparse_csr` and an int32 copy take about twice as long)."""
     kept = w != 0
@@ -143,7 +143,7 @@ def calibrate(
             best = 0.0
             for density in CALIBRATION_DENSITIES:  # from dense to sparse
                 keep = torch.rand(out_f, in_f, generator=gen) < density
-                wd, ws = w * keep, _csr32(w * keep)
+                wd, ws = w * keep, csr32(w * keep)
                 wins = True
                 for batch in batches:
                     rows = batch if name in ("fc", "classifier") else batch * config.num_joints

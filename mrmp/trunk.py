@@ -27,7 +27,7 @@ from torch import Tensor, nn
 
 from mrmp.derive import PrunedGCN
 from mrmp.gcn import GCNConfig, gcn_head, gcn_trunk
-from mrmp.runtime import ONNX_OPSET, OnnxRunner, _csr32
+from mrmp.runtime import ONNX_OPSET, OnnxRunner, csr32
 
 
 def graph_inputs(config: GCNConfig, part: str) -> list[str]:
@@ -163,7 +163,7 @@ class _Head:
         )
         self.fc = None
         if sparse_fc:
-            w = _csr32(net.params()["fc"].detach())
+            w = csr32(net.params()["fc"].detach())
             arrays = (w.values(), w.col_indices(), w.crow_indices())
             self.fc = scipy.sparse.csr_matrix(tuple(t.numpy() for t in arrays), shape=w.shape)
 

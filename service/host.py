@@ -142,6 +142,8 @@ class ModelHost:
             for name, rate in self.policy.tiers.items():
                 key = RateKey.of(rate, self.settings.tier_mode)
                 self.tier_names[key] = name
+                if key in self.tiers:  # tiers clamped to one rate share its network
+                    continue
                 try:
                     net, info = self.index.derive(key.rate, key.mode)
                     tier = preparer.prepare(name, key, net, info)

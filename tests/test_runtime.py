@@ -13,8 +13,8 @@ from mrmp.runtime import (
     OnnxRunner,
     SparseRunner,
     TorchRunner,
-    _csr32,
     calibrate,
+    csr32,
     export_onnx,
     sparse_layers,
 )
@@ -34,7 +34,7 @@ def test_sparse_runner_equals_dense_runner(small_model, rate):
 def test_int32_csr_equals_torch_csr(density):
     gen = torch.Generator().manual_seed(0)
     w = torch.randn(37, 53, generator=gen) * (torch.rand(37, 53, generator=gen) < density)
-    ours, ref = _csr32(w), w.to_sparse_csr()
+    ours, ref = csr32(w), w.to_sparse_csr()
     assert ours.crow_indices().dtype == ours.col_indices().dtype == torch.int32
     assert torch.equal(ours.crow_indices().long(), ref.crow_indices())
     assert torch.equal(ours.col_indices().long(), ref.col_indices())
