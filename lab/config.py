@@ -54,19 +54,22 @@ class Protocol(_Strict):
     test_folds: tuple[int, ...] = Field(min_length=1)
     descriptor: DescriptorConfig = DescriptorConfig()
     augment: AugmentConfig = AugmentConfig()
+    # The architecture's GCNConfig.min_prunable_weights (None: its default, 2048); 0 prunes
+    # every weight matrix, the attention projections and the first block's included.
+    min_prunable_weights: int | None = Field(None, ge=0)
 
     def record(self) -> dict[str, Any]:
-        """The choices that shape every unit, as a unit's JSON records them."""
-        return json.loads(
-            json.dumps(
-                {
-                    "filters": self.filters,
-                    "batch_size": self.batch_size,
-                    "descriptor": self.descriptor.to_dict(),
-                    "augment": self.augment.to_dict(),
-                }
-            )
-        )
+        """The choices that shape every unit, as a unit's JSON records them (an architecture
+        option only when set, so units made before it keep their settings hash)."""
+        record: dict[str, Any] = {
+            "filters": self.filters,
+            "batch_size": self.batch_size,
+            "descriptor": self.descriptor.to_dict(),
+            "augment": self.augment.to_dict(),
+        }
+        if self.min_prunable_weights is not None:
+            record["min_prunable_weights"] = self.min_prunable_weights
+        return json.loads(json.dumps(record))
 
 
 # A field's serialization_alias is the name a unit's `settings` records it under.
@@ -83,23 +86,32 @@ class DenseRecipe(_Strict):
 
 
 class MrmpSettings(_Strict):
-    """One network trains every seen rate, `rates_per_step` of them per step."""
+    """One network trains every seen rate, `rates_per_step` of them per step. The optional
+    fields (None: absent from the file, not recorded, so older units keep their settings hash)
+    default to TrainConfig's: Adam at a constant 1e-3, the protocol's batch, no crops, no
+    distillation."""
 
     epochs: int = Field(gt=0, serialization_alias="mrmp_epochs")
     rates_per_step: int = Field(ge=1)
     rate_jitter: bool
     top_rate_every_step: bool  # the sandwich rule
     kl_weight: float = Field(ge=0)
+    lr: float | None = Field(None, gt=0, serialization_alias="mrmp_lr")
+    lr_schedule: LrSchedule | None = Field(None, serialization_alias="mrmp_lr_schedule")
+    batch_size: int | None = Field(None, ge=1, serialization_alias="mrmp_batch_size")
+    temporal_crops: int | None = Field(None, ge=1, serialization_alias="mrmp_temporal_crops")
+    # TrainConfig.inplace_distill; off is held as None (as missing_views).
+    inplace_distill: bool | None = Field(None, serialization_alias="mrmp_inplace_distill")
     # Missing-detection views of each training sequence (TrainConfig.missing_views); 0 (off)
     # is held as None, so that units trained without the option keep their settings hash.
     missing_views: int | None = Field(None, ge=0, serialization_alias="mrmp_missing_views")
     # Not a unit setting: each prior is a unit of its own; SRMP uses the best of these.
     priors: tuple[str, ...] = Field(tuple(PRIORS), min_length=1, exclude=True)
 
-    @field_validator("missing_views")
+    @field_validator("missing_views", "inplace_distill")
     @classmethod
-    def _off_is_none(cls, views: int | None) -> int | None:
-        return views or None
+    def _off_is_none(cls, value: int | bool | None) -> int | bool | None:
+        return value or None
 
     @field_validator("priors")
     @classmethod

@@ -128,6 +128,8 @@ def build_model(data: Data, spec: ModelSpec) -> LatentGCN:
         num_classes=len(ds.class_names),
         filters=data.protocol.filters,
     )
+    if data.protocol.min_prunable_weights is not None:
+        config = replace(config, min_prunable_weights=data.protocol.min_prunable_weights)
     config = replace(config, **spec.arch)
     adjacency = torch.from_numpy(ds.layout.adjacency())
     return LatentGCN(config, adjacency, get_prior(spec.prior), seed=spec.seed)

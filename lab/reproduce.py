@@ -57,7 +57,13 @@ def mrmp_config(
         always_top_rate=settings.top_rate_every_step,
         kl_weight=settings.kl_weight,
         missing_views=settings.missing_views or 0,
+        inplace_distill=bool(settings.inplace_distill),
         seed=SEED,
+        **{
+            key: value
+            for key in ("lr", "lr_schedule", "batch_size", "temporal_crops")
+            if (value := getattr(settings, key)) is not None
+        },
     )
 
 

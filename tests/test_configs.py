@@ -7,10 +7,10 @@ from pathlib import Path
 import pytest
 
 from lab.config import CONFIGS, ConfigError, load_experiment, settings_hash
-from lab.experiment import protocol
+from lab.experiment import ModelSpec, build_model, protocol
 from lab.reproduce import Reproduction, unit_kind
 from tests.conftest import needs_data
-from tests.experiments import SYNTHETIC_TOML
+from tests.experiments import SYNTHETIC_TOML, synthetic_experiment
 
 UNITS = Path(__file__).resolve().parents[1] / "docs" / "results" / "units"
 
@@ -127,3 +127,48 @@ def test_the_shipped_model_was_trained_with_the_committed_config():
     trained = manifest["training"]["config"]
     repro = Reproduction(load_experiment(CONFIGS / "sbu.toml"), UNITS / "sbu")
     assert json.loads(json.dumps(repro.mrmp_config(trained["prior"]).to_dict())) == trained
+
+
+def test_mrmp_recipe_options_reach_training_and_absent_keep_the_settings_hash():
+    base = synthetic_experiment()
+    options = {
+        "lr": 0.003,
+        "lr_schedule": "cosine",
+        "batch_size": 64,
+        "temporal_crops": 4,
+        "inplace_distill": True,
+    }
+    on = synthetic_experiment(mrmp=options)
+    assert synthetic_experiment(mrmp={"inplace_distill": False}).unit_hash("mrmp") == (
+        base.unit_hash("mrmp")
+    )
+    assert on.unit_hash("mrmp") != base.unit_hash("mrmp")
+    assert on.unit_settings("mrmp")["mrmp_batch_size"] == 64
+    cfg = Reproduction(on, None).mrmp_config("gaussian")
+    assert (cfg.lr, cfg.lr_schedule, cfg.batch_size, cfg.temporal_crops) == (
+        0.003,
+        "cosine",
+        64,
+        4,
+    )
+    assert cfg.inplace_distill
+    plain = Reproduction(base, None).mrmp_config("gaussian")
+    assert (plain.lr, plain.lr_schedule, plain.temporal_crops, plain.inplace_distill) == (
+        1e-3,
+        "constant",
+        1,
+        False,
+    )
+    assert plain.batch_size == base.protocol.batch_size
+
+
+def test_the_architecture_option_prunes_every_matrix_and_changes_every_units_hash():
+    base = synthetic_experiment()
+    on = synthetic_experiment(protocol={"min_prunable_weights": 0})
+    assert "min_prunable_weights" not in base.protocol.record()
+    assert all(on.unit_hash(k) != base.unit_hash(k) for k in ("dense", "mrmp", "srmp"))
+    data = Reproduction(on, None).data
+    shapes = build_model(data, ModelSpec()).config.weight_shapes()
+    assert all(prunable for name, (_, prunable, _) in shapes.items() if name != "classifier")
+    default = build_model(Reproduction(base, None).data, ModelSpec()).config.weight_shapes()
+    assert not default["blocks.0.query"][1]

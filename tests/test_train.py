@@ -36,6 +36,32 @@ def test_sandwich_rule_needs_two_rates_per_step(small_model):
     assert len(drawn) > 1  # one rate per step: drawn at random, not always the top one
 
 
+def test_inplace_distillation_trains_the_lowest_and_the_top_rate_every_step(small_model):
+    cfg = TrainConfig(rates=(0.0, 0.25, 0.5, 0.9, 0.98), rates_per_step=3, inplace_distill=True)
+    bounds = jitter_bounds(cfg.rates, cfg.max_rate)
+    threshold = small_model.prior.threshold
+    gen = torch.Generator().manual_seed(0)
+    middles = set()
+    for _ in range(100):
+        first, middle, last = step_gates(small_model, cfg, 0.5, gen)
+        assert threshold(bounds[0][0]) <= first.a <= threshold(bounds[0][1])  # the teacher
+        assert last.a >= threshold(bounds[-1][0])
+        middles.add(next(i for i, (lo, hi) in enumerate(bounds) if middle.a <= threshold(hi)))
+    assert middles == {1, 2, 3}  # the others drawn among the rest
+    assert "inplace_distill" in TrainConfig(inplace_distill=True).to_dict()
+    assert "inplace_distill" not in TrainConfig().to_dict()  # off: recorded as before
+
+
+def test_inplace_distillation_learns_synthetic_motions(synthetic):
+    rates = (0.0, 0.5)  # every rate each step: the lowest is the teacher
+    model, history, (xte, yte) = _fit(
+        synthetic, "mrmp", 30, rates=rates, rates_per_step=None, inplace_distill=True
+    )
+    assert history[-1]["ce"] < 0.7 * history[0]["ce"]
+    accs = evaluate_rates(model, xte, yte, rates, "prior")
+    assert min(a["accuracy"] for a in accs.values()) >= 60.0  # chance: 12.5
+
+
 def _fit(synthetic, method, epochs, **kw):
     xtr, ytr, xte, yte = synthetic.split(0)
     model = build_model(synthetic, ModelSpec(prior="gaussian", arch={"hidden": 64}))

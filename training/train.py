@@ -46,6 +46,11 @@ class TrainConfig:
     # fewest weights with the rest, otherwise see a fraction of the steps. Needs 2+ rates per
     # step (with one, every rate is drawn at random).
     always_top_rate: bool = True
+    # In-place distillation [ours, after universally slimmable networks, Yu & Huang 2019]:
+    # every step also trains the lowest rate (its jitter interval) on the labels, and the
+    # step's other rates on its predictions (detached), so the sparse networks learn from the
+    # densest one rather than from the labels alone. Needs 2+ rates per step.
+    inplace_distill: bool = False
     kl_weight: float = 1.0
     kl_bins: int = 48
     kl_sample: int | None = 32768
@@ -91,11 +96,12 @@ class TrainConfig:
         self.rates = tuple(float(r) for r in self.rates)
 
     def to_dict(self) -> dict:
-        """The settings as a manifest records them; missing_views only when on, so a run
-        without it records what runs made before the option did."""
+        """The settings as a manifest records them; missing_views and inplace_distill only when
+        on, so a run without them records what runs made before the options did."""
         settings = asdict(self)
-        if not self.missing_views:
-            del settings["missing_views"]
+        for option in ("missing_views", "inplace_distill"):
+            if not settings[option]:
+                del settings[option]
         return settings
 
 
@@ -121,11 +127,16 @@ def step_gates(
     model: LatentGCN, cfg: TrainConfig, progress: float, gen: torch.Generator
 ) -> list[Gate]:
     """The band-stop gates of one training step: the rates drawn for it (`rates_per_step`,
-    the sandwich rule, jitter), each at the crispness of `progress` in [0, 1] through the run."""
+    the sandwich rule, jitter), each at the crispness of `progress` in [0, 1] through the run.
+    With `inplace_distill` the first gate is the lowest rate's, the teacher of the others."""
     rates = sorted(cfg.rates)
     picked = list(range(len(rates)))
     if cfg.rates_per_step and cfg.rates_per_step < len(rates):
-        if cfg.always_top_rate and cfg.rates_per_step > 1:
+        if cfg.inplace_distill and cfg.rates_per_step > 2:
+            top = len(rates) - 1
+            middle = torch.randperm(top - 1, generator=gen)[: cfg.rates_per_step - 2] + 1
+            picked = [0, *middle.tolist(), top]
+        elif cfg.always_top_rate and cfg.rates_per_step > 1:
             top = len(rates) - 1
             rest = torch.randperm(top, generator=gen)[: cfg.rates_per_step - 1].tolist()
             picked = [*rest, top]
@@ -219,7 +230,14 @@ def train(
                 gates = [MaskGate(masks) if masks is not None else dense_gate]
             else:
                 gates = step_gates(model, cfg, progress, gen)
-            ce = torch.stack([F.cross_entropy(model(xb, g), yb) for g in gates]).mean()
+            if cfg.inplace_distill and len(gates) > 1:
+                teacher = model(xb, gates[0])
+                soft = teacher.detach().softmax(dim=-1)
+                losses = [F.cross_entropy(teacher, yb)]
+                losses += [F.cross_entropy(model(xb, g), soft) for g in gates[1:]]
+                ce = torch.stack(losses).mean()
+            else:
+                ce = torch.stack([F.cross_entropy(model(xb, g), yb) for g in gates]).mean()
             loss = ce
             if use_kl:
                 div = kl([z for _, z in model.latents()])
