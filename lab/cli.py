@@ -48,6 +48,9 @@ def reproduce_cmd(
         typer.Option(help="resumable work folder (default docs/results/units/<dataset>)"),
     ] = None,
     out: Annotated[Path, typer.Option(help="results folder")] = Path("docs/results"),
+    seeds: Annotated[
+        str | None, typer.Option(help="comma-separated training seeds (to split a run)")
+    ] = None,
     folds: Annotated[
         str | None, typer.Option(help="comma-separated test folds (to split a run)")
     ] = None,
@@ -64,12 +67,16 @@ def reproduce_cmd(
     threads: Annotated[int | None, typer.Option(help="torch intra-op threads")] = None,
     data_dir: str | None = None,
 ) -> None:
-    """The paper's results on one dataset: dense, MP, SRMP, MRMP x 3 priors (resumable)."""
+    """The paper's results on one dataset: dense, MP, SRMP, MRMP x 3 priors, each trained with
+    every seed of the config and averaged over seeds (resumable)."""
     from lab.reproduce import STAGES, Reproduction
 
     exp = experiment("reproduce", config)
     if threads:
         torch.set_num_threads(threads)
+    seed_list = tuple(int(s) for s in seeds.split(",")) if seeds else None
+    if seed_list is not None and not set(seed_list) <= set(exp.seeds):
+        raise typer.BadParameter(f"seeds for {exp.dataset} are {exp.seeds} (the config's)")
     fold_list = tuple(int(f) for f in folds.split(",")) if folds else None
     if fold_list is not None and not set(fold_list) <= set(exp.protocol.test_folds):
         raise typer.BadParameter(f"folds for {exp.dataset} are {exp.protocol.test_folds}")
@@ -85,6 +92,7 @@ def reproduce_cmd(
     repro = Reproduction(
         exp,
         work or _units(exp.dataset),
+        seeds=seed_list,
         folds=fold_list,
         mrmp_priors=prior_list,
         srmp_rates=parse_rates(srmp_rates, PAPER_RATES) if srmp_rates else None,
@@ -96,7 +104,7 @@ def reproduce_cmd(
     try:
         if not aggregate_only:
             repro.run(chosen)
-            if folds or stages or srmp_rates or mrmp_priors:
+            if seeds or folds or stages or srmp_rates or mrmp_priors:
                 typer.echo("part of the run is done; aggregate with --aggregate-only when all is")
                 return
         results = repro.aggregate(out)

@@ -193,7 +193,22 @@ class Experiment(_Strict):
     mrmp: MrmpSettings
     srmp: SrmpSettings
     ablation: Ablation | None = None
+    # The reproduction's training seeds: every unit is trained once per seed and the results
+    # are means over seeds (with their spread). Not a unit setting: the seed is in each unit's
+    # name, so units of other seeds are kept, not refused.
+    seeds: tuple[int, ...] = Field((0,), min_length=1)
     _source: str = PrivateAttr("(in code)")
+
+    @field_validator("seeds")
+    @classmethod
+    def _distinct_seeds(cls, seeds: tuple[int, ...]) -> tuple[int, ...]:
+        twice = sorted({s for s in seeds if seeds.count(s) > 1})
+        if twice:
+            raise ValueError(f"seeds must differ; repeated: {twice}")
+        negative = [s for s in seeds if s < 0]
+        if negative:
+            raise ValueError(f"seeds must be 0 or more; got {negative}")
+        return seeds
 
     @model_validator(mode="after")
     def _variants_resolve(self) -> Experiment:

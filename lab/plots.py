@@ -4,18 +4,32 @@ one model's report: its accuracy per rate, confusion matrices and training loss.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any, cast
 
 from mrmp.rates import rate_key
 
 
+def _band(ax: Any, table: dict[str, float], sd: dict[str, float | None], color: str) -> None:
+    """Shade mean ± sd over `table`'s rates where each has a standard deviation."""
+    keys = sorted(k for k in table if sd.get(k) is not None)
+    if keys:
+        xs = [float(k) for k in keys]
+        low = [table[k] - cast(float, sd[k]) for k in keys]
+        high = [table[k] + cast(float, sd[k]) for k in keys]
+        ax.fill_between(xs, low, high, color=color, alpha=0.2, lw=0)
+
+
 def plot_accuracy(results: dict, path: Path) -> None:
-    """Accuracy against rate: MRMP per prior (seen rates marked), SRMP and MP at seen rates."""
+    """Accuracy against rate: MRMP per prior (seen rates marked), SRMP and MP at seen rates;
+    with results over several seeds (their "spread"), a band of mean ± standard deviation over
+    seeds about each MRMP prior, SRMP and the dense line."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     seen = {rate_key(r) for r in results["seen_rates"]}
+    spread = results.get("spread", {})
     fig, ax = plt.subplots(figsize=(8, 5))
     for prior, table in results["mrmp"].items():
         keys = sorted(table)
@@ -23,13 +37,20 @@ def plot_accuracy(results: dict, path: Path) -> None:
         (line,) = ax.plot(xs, [table[k] for k in keys], label=f"MRMP ({prior})", lw=1.5)
         sk = [k for k in keys if k in seen]
         ax.scatter([float(k) for k in sk], [table[k] for k in sk], color=line.get_color(), s=18)
+        _band(ax, table, spread.get("mrmp", {}).get(prior, {}), line.get_color())
     for method, style in (("srmp", "s--"), ("mp", "v:")):
         table = results.get(method) or {}
         if table:
             keys = sorted(table)
             label = "SRMP (one model per rate)" if method == "srmp" else "MP (no retraining)"
-            ax.plot([float(k) for k in keys], [table[k] for k in keys], style, label=label)
+            xs, ys = [float(k) for k in keys], [table[k] for k in keys]
+            (line,) = ax.plot(xs, ys, style, label=label)
+            if method == "srmp":
+                _band(ax, table, spread.get("srmp", {}), line.get_color())
     ax.axhline(results["dense"], color="gray", lw=0.8, label=f"dense {results['dense']:.1f}%")
+    if spread.get("dense") is not None:
+        low, high = results["dense"] - spread["dense"], results["dense"] + spread["dense"]
+        ax.axhspan(low, high, color="gray", alpha=0.15, lw=0)
     ax.set_xlabel("pruning rate (dots: seen in training; lines between: unseen)")
     ax.set_ylabel("accuracy (%)")
     ax.set_title(f"{results['dataset']}: accuracy against pruning rate")

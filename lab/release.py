@@ -4,8 +4,9 @@ reproduction's cross-validated table with its best prior; for a dataset folder, 
 model trained with the same settings without the held-out fold.
 
 A model trained on every sample has no held-out data of its own; the table it carries is the
-mean over folds of the MRMP models trained with the same settings on each fold's training
-part (the reproduction's units), which is what a user can expect of it on new subjects.
+mean over the reproduction's seeds and folds of the MRMP models trained with the same settings
+on each fold's training part (the reproduction's units), which is what a user can expect of it
+on new subjects; the model itself is trained with seed 0.
 """
 
 from __future__ import annotations
@@ -27,49 +28,60 @@ from lab.experiment import (
     train_config,
 )
 from lab.model_report import report_rates, write_model_report
-from lab.reproduce import SEED, Reproduction, mrmp_config
-from mrmp.manifest import Manifest
+from lab.reproduce import SEED, Reproduction, mrmp_config, mrmp_unit
+from mrmp.manifest import Manifest, RateEvaluation
 from mrmp.rates import MODES
 from mrmp.store import save_model
 
 
 def cross_validated_table(repro: Reproduction, prior: str) -> dict[str, Any]:
-    """Fold means of the MRMP units of `prior`: accuracy and observed rate, both modes."""
-    folds = repro.proto.test_folds
-    runs = []
-    for f in folds:
-        unit = repro.work / f"mrmp/{prior}/fold{f}.json"
-        if not unit.is_file():
-            raise FileNotFoundError(f"{unit} is missing: run `mrmp reproduce` first")
-        runs.append(repro.load_unit(f"mrmp/{prior}/fold{f}"))
-        repro.check_unit(f"mrmp/{prior}/fold{f}", runs[-1])
-    table = {
-        mode: {
-            key: {
-                field: round(statistics.mean(u[mode][key][field] for u in runs), 4)
-                for field in ("accuracy", "observed_rate")
-            }
-            for key in runs[0][mode]
+    """The MRMP units of `prior`, of every seed and fold of `repro`: per mode and rate the mean
+    accuracy and observed rate over seeds and folds and, with two or more seeds,
+    "accuracy_std", the sample standard deviation over seeds of the fold-mean accuracies
+    (FileNotFoundError for a missing unit, ValueError for one of other settings)."""
+    per_seed = []
+    for s in repro.seeds:
+        runs = []
+        for f in repro.folds:
+            name = mrmp_unit(prior, s, f)
+            if not (repro.work / f"{name}.json").is_file():
+                raise FileNotFoundError(
+                    f"{repro.work / name}.json is missing: run `mrmp reproduce` first"
+                )
+            runs.append(repro.load_unit(name))
+            repro.check_unit(name, runs[-1])
+        per_seed.append(runs)
+
+    def row(mode: str, key: str) -> dict[str, float]:
+        means = {
+            field: [statistics.mean(u[mode][key][field] for u in runs) for runs in per_seed]
+            for field in ("accuracy", "observed_rate")
         }
-        for mode in MODES
-    }
-    samples = len(repro.data.y)
+        out = {field: round(statistics.mean(values), 4) for field, values in means.items()}
+        if len(per_seed) > 1:
+            out["accuracy_std"] = round(statistics.stdev(means["accuracy"]), 4)
+        return out
+
+    table = {mode: {key: row(mode, key) for key in per_seed[0][0][mode]} for mode in MODES}
     return {
         "protocol": f"{repro.proto.description}; models trained with the same settings on each "
-        f"fold's training part (reproduction units in {repro.work})",
-        "samples": samples,
-        "folds": list(folds),
+        f"fold's training part, seeds {', '.join(map(str, repro.seeds))} (reproduction units "
+        f"in {repro.work})",
+        "samples": len(repro.data.y),
+        "folds": list(repro.folds),
         "rates": table,
     }
 
 
 def release(repro: Reproduction, out: Path, *, name: str, command: str) -> Manifest:
-    """Train the shipped model on all of the dataset and write it to `out`."""
+    """Train the shipped model (seed 0) on all of the dataset and write it to `out`, carrying
+    the cross-validated table of `repro`'s seeds and folds."""
     missing = [
-        f"mrmp/{p}/fold{f}"
+        mrmp_unit(p, s, f)
         for p in repro.exp.mrmp.priors
-        for f in repro.proto.test_folds
-        if not (repro.work / f"mrmp/{p}/fold{f}.json").is_file()
+        for s in repro.seeds
+        for f in repro.folds
+        if not (repro.work / f"{mrmp_unit(p, s, f)}.json").is_file()
     ]
     if missing:
         raise FileNotFoundError(
@@ -82,8 +94,21 @@ def release(repro: Reproduction, out: Path, *, name: str, command: str) -> Manif
     model = build_model(data, ModelSpec(prior=prior, seed=SEED))
     tc = repro.mrmp_config(prior)
     fit(data, model, None, tc, desc=f"release {prior}")
-    manifest = manifest_for(data, model, tc, name=name, command=command, evaluation=evaluation)
+    manifest = manifest_for(
+        data, model, tc, name=name, command=command, evaluation=manifest_evaluation(evaluation)
+    )
     return save_model(out, model, manifest)
+
+
+def manifest_evaluation(evaluation: dict[str, Any]) -> dict[str, Any]:
+    """`evaluation` with each rate's row reduced to the fields the manifest's RateEvaluation
+    holds: the manifest refuses unknown keys, and it holds no "accuracy_std" yet."""
+    fields = set(RateEvaluation.model_fields)
+    rates = {
+        mode: {key: {f: v for f, v in row.items() if f in fields} for key, row in table.items()}
+        for mode, table in evaluation["rates"].items()
+    }
+    return {**evaluation, "rates": rates}
 
 
 def release_folder(

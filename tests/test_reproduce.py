@@ -1,13 +1,23 @@
 """The reproduction's results file has the issue's shape, and its table and plots are written;
-each unit records the settings that shaped it, and a unit of other settings is refused."""
+each unit records the settings that shaped it, and a unit of other settings is refused; over
+several seeds each number is the mean over seeds of the fold means, with its spread."""
 
 import json
 import re
+import statistics
+import tomllib
+from pathlib import Path
+from typing import Any
 
 import pytest
+import torch
+from typer.testing import CliRunner
 
+from lab.cli import app
+from lab.config import Experiment
 from lab.reproduce import Reproduction
-from tests.experiments import synthetic_experiment
+from lab.tables import results_table
+from tests.experiments import SYNTHETIC_TOML, synthetic_experiment
 from training.evaluate import RATE_GRID, rate_key
 from training.train import PAPER_RATES
 
@@ -36,7 +46,7 @@ def test_results_shape_table_and_plots(tmp_path):
         assert (tmp_path / "out" / plot).stat().st_size > 1000
     assert results["epochs"] == {"dense": 2, "mrmp": 3, "srmp": 1, "mp_finetune": 1}
     # Each unit records the settings it was made with and their hash.
-    unit = json.loads((work / "mrmp" / "gaussian" / "fold0.json").read_text())
+    unit = json.loads((work / "mrmp" / "gaussian" / "seed0" / "fold0.json").read_text())
     assert unit["settings"] == {
         "mrmp_epochs": 3,
         "rates_per_step": 4,
@@ -45,7 +55,7 @@ def test_results_shape_table_and_plots(tmp_path):
         "kl_weight": 1.0,
     }
     assert unit["settings_hash"] == exp.unit_hash("mrmp") != exp.unit_hash("srmp")
-    dense = json.loads((work / "dense" / "fold0.json").read_text())
+    dense = json.loads((work / "dense" / "seed0" / "fold0.json").read_text())
     assert dense["settings"] == {
         "epochs": 2,
         "dense_lr": 1e-3,
@@ -70,17 +80,21 @@ def test_results_shape_table_and_plots(tmp_path):
         with pytest.raises(ValueError, match=re.escape(f"was made with {message}, not those of")):
             other.aggregate(tmp_path / "other")
     other = Reproduction(synthetic_experiment(mrmp={"epochs": 2}), work, log=lambda _: None)
-    with pytest.raises(ValueError, match=r"mrmp/gaussian/fold0\.json was made with mrmp\.epochs"):
+    with pytest.raises(
+        ValueError, match=r"mrmp/gaussian/seed0/fold0\.json was made with mrmp\.epochs"
+    ):
         other.run(("mrmp",))
     # Units also record the dataset's protocol (descriptor, augmentation, batch, filters): a
     # unit of another protocol is refused too, naming what differs.
     assert dense["protocol"] == exp.protocol.record() == results["protocol_settings"]
     assert results["protocol_settings"]["descriptor"]["chunks"] == 4
     batch = synthetic_experiment(protocol={"batch_size": 7})
-    with pytest.raises(ValueError, match=r"dense/fold0\.json was made with protocol\.batch_size"):
+    with pytest.raises(
+        ValueError, match=r"dense/seed0/fold0\.json was made with protocol\.batch_size"
+    ):
         Reproduction(batch, work, log=lambda _: None).aggregate(tmp_path / "other")
     # A unit that records no hash, or a hash of other settings, is refused too.
-    path = work / "dense" / "fold0.json"
+    path = work / "dense" / "seed0" / "fold0.json"
     path.write_text(json.dumps({k: v for k, v in dense.items() if k != "settings_hash"}))
     with pytest.raises(ValueError, match="records no settings hash"):
         repro.aggregate(tmp_path / "other")
@@ -95,7 +109,7 @@ def test_results_shape_table_and_plots(tmp_path):
     assert repro._chosen_prior() == chosen["prior"]
     assert Reproduction(batch, work, log=lambda _: None)._chosen_prior() is None
     assert other._chosen_prior() is None
-    with pytest.raises(ValueError, match=r"mrmp/gaussian/fold0\.json was made with"):
+    with pytest.raises(ValueError, match=r"mrmp/gaussian/seed0/fold0\.json was made with"):
         other.best_prior()
 
 
@@ -104,3 +118,93 @@ def test_mrmp_priors_split_trains_only_those(tmp_path):
     work = tmp_path / "units"
     Reproduction(exp, work, mrmp_priors=("uniform",), log=lambda _: None).run(("mrmp",))
     assert sorted(p.name for p in (work / "mrmp").iterdir()) == ["uniform"]
+
+
+def seeded(seeds: tuple[int, ...], **sections: dict[str, Any]) -> Experiment:
+    """The synthetic experiment, with `sections` changed, trained with `seeds`."""
+    return synthetic_experiment(**sections).model_copy(update={"seeds": seeds})
+
+
+def test_two_seeds_aggregate_to_the_mean_and_sample_std_over_seeds(tmp_path, monkeypatch):
+    # MRMP units evaluated at the seen rates and two others only, to keep the test short.
+    monkeypatch.setattr("lab.reproduce.RATE_GRID", (0.5, 0.93))
+    exp = seeded(
+        (0, 1),
+        dense={"epochs": 1, "mp_finetune_epochs": 0},
+        mrmp={"epochs": 1, "priors": ["gaussian"]},
+    )
+    assert exp.unit_hash("mrmp") == synthetic_experiment(mrmp={"epochs": 1}).unit_hash("mrmp")
+    work = tmp_path / "units"
+    repro = Reproduction(exp, work, srmp_rates=(0.5,), log=lambda _: None)
+    repro.run()
+    results = repro.aggregate(tmp_path / "out")
+
+    def unit(name: str, seed: int) -> dict:
+        return json.loads((work / name / f"seed{seed}" / "fold0.json").read_text())
+
+    dense, mrmp = [unit("dense", s) for s in (0, 1)], [unit("mrmp/gaussian", s) for s in (0, 1)]
+    srmp = [unit("srmp/gaussian/0.50", s) for s in (0, 1)]
+    assert dense[0]["dense"] != dense[1]["dense"] or dense[0]["mp"] != dense[1]["mp"]
+    for s, made in enumerate(dense):
+        assert made["seed"] == s and made["deterministic"] is True
+        assert made["threads"] == torch.get_num_threads() and made["torch"] == torch.__version__
+
+    def stats(values: list[float], digits: int = 2) -> tuple[float, float]:
+        return round(statistics.mean(values), digits), round(statistics.stdev(values), digits)
+
+    spread = results["spread"]
+    assert results["seeds"] == [0, 1]
+    assert (results["dense"], spread["dense"]) == stats([u["dense"] for u in dense])
+    assert (results["mp"]["0.90"], spread["mp"]["0.90"]) == stats([u["mp"]["0.90"] for u in dense])
+    assert results["mp_ft"]["0.90"] is None and spread["mp_ft"]["0.90"] is None  # no fine-tuning
+    assert (results["srmp"]["0.50"], spread["srmp"]["0.50"]) == stats([u["accuracy"] for u in srmp])
+    assert list(results["srmp"]) == ["0.50"]  # the other rates have no units
+    for mode, target in (("prior", "mrmp"), ("exact", "mrmp_exact")):
+        for key in ("0.50", "0.93", "0.98"):
+            accs = [u[mode][key]["accuracy"] for u in mrmp]
+            assert (results[target]["gaussian"][key], spread[target]["gaussian"][key]) == stats(
+                accs
+            )
+    observed = [u["prior"]["0.90"]["observed_rate"] for u in mrmp]
+    assert results["observed_rate"]["gaussian"]["0.90"] == stats(observed, 4)[0]
+    # The SRMP prior was chosen over both seeds, and is chosen again for other seeds.
+    chosen = json.loads((work / "srmp_prior.json").read_text())
+    assert chosen["seeds"] == [0, 1]
+    assert Reproduction(synthetic_experiment(), work)._chosen_prior() is None
+    table = (tmp_path / "out" / "synthetic-sbu.md").read_text()
+    assert "over seeds 0, 1 " in table
+    assert f"| **0.50** | {results['mp']['0.50']:.1f} ± {spread['mp']['0.50']:.1f} | - |" in table
+    # One seed of the same units: the seed-0 numbers, no spread, the table of one seed.
+    one = Reproduction(exp, work, seeds=(0,), log=lambda _: None)
+    alone = one.aggregate(tmp_path / "one")
+    assert alone["dense"] == round(dense[0]["dense"], 2) and "spread" not in alone
+    assert "±" not in (tmp_path / "one" / "synthetic-sbu.md").read_text()
+    # A unit recording another seed than its name's is refused.
+    path = work / "dense" / "seed1" / "fold0.json"
+    path.write_text(json.dumps({**dense[1], "seed": 0}))
+    with pytest.raises(ValueError, match=r"seed1/fold0\.json records seed 0, not its name's"):
+        repro.aggregate(tmp_path / "other")
+
+
+@pytest.mark.parametrize("dataset", ["sbu", "fpha"])
+def test_one_seed_table_is_the_committed_one(dataset):
+    """One seed's results make the table the README quotes, unchanged by seeds."""
+    results_dir = Path(__file__).resolve().parents[1] / "docs" / "results"
+    results = json.loads((results_dir / f"{dataset}.json").read_text())
+    assert results_table({**results, "seeds": [0]}) == (results_dir / f"{dataset}.md").read_text()
+
+
+def test_seeds_are_distinct_and_selected_among_the_configs(tmp_path):
+    raw = tomllib.loads(SYNTHETIC_TOML)
+    assert Experiment.model_validate(raw).seeds == (0,)
+    with pytest.raises(ValueError, match=r"seeds must differ; repeated: \[1\]"):
+        Experiment.model_validate({**raw, "seeds": [0, 1, 1]})
+    with pytest.raises(ValueError, match="at least 1 item"):
+        Experiment.model_validate({**raw, "seeds": []})
+    config = tmp_path / "synthetic.toml"
+    config.write_text("seeds = [0, 1]\n" + SYNTHETIC_TOML)
+    work = tmp_path / "u"
+    base = ["reproduce", "--config", str(config), "--work", str(work)]
+    result = CliRunner().invoke(app, [*base, "--seeds", "0,2"])
+    assert result.exit_code == 2 and "seeds for synthetic-sbu are (0, 1)" in result.output
+    assert not work.exists()
