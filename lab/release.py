@@ -29,7 +29,7 @@ from lab.experiment import (
 )
 from lab.model_report import report_rates, write_model_report
 from lab.reproduce import SEED, Reproduction, mrmp_config, mrmp_unit
-from mrmp.manifest import Manifest, RateEvaluation
+from mrmp.manifest import Manifest
 from mrmp.rates import MODES
 from mrmp.store import save_model
 
@@ -94,21 +94,8 @@ def release(repro: Reproduction, out: Path, *, name: str, command: str) -> Manif
     model = build_model(data, ModelSpec(prior=prior, seed=SEED))
     tc = repro.mrmp_config(prior)
     fit(data, model, None, tc, desc=f"release {prior}")
-    manifest = manifest_for(
-        data, model, tc, name=name, command=command, evaluation=manifest_evaluation(evaluation)
-    )
+    manifest = manifest_for(data, model, tc, name=name, command=command, evaluation=evaluation)
     return save_model(out, model, manifest)
-
-
-def manifest_evaluation(evaluation: dict[str, Any]) -> dict[str, Any]:
-    """`evaluation` with each rate's row reduced to the fields the manifest's RateEvaluation
-    holds: the manifest refuses unknown keys, and it holds no "accuracy_std" yet."""
-    fields = set(RateEvaluation.model_fields)
-    rates = {
-        mode: {key: {f: v for f, v in row.items() if f in fields} for key, row in table.items()}
-        for mode, table in evaluation["rates"].items()
-    }
-    return {**evaluation, "rates": rates}
 
 
 def release_folder(

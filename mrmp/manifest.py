@@ -11,7 +11,15 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    field_validator,
+    model_serializer,
+    model_validator,
+)
 
 from mrmp.gcn import GCNConfig
 from mrmp.priors import PRIORS
@@ -102,10 +110,20 @@ class InputStats(_Model):
 
 
 class RateEvaluation(_Model):
-    """Held-out accuracy (percent) and observed rate (fraction of prunable weights pruned)."""
+    """Held-out accuracy (percent) and observed rate (fraction of prunable weights pruned);
+    for a table averaged over several training seeds, the sample standard deviation of the
+    accuracy over seeds (percentage points; absent otherwise, also from manifest.json)."""
 
     accuracy: float
     observed_rate: float
+    accuracy_std: float | None = None
+
+    @model_serializer(mode="wrap")
+    def _without_absent_std(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        row = handler(self)
+        if row.get("accuracy_std") is None:
+            row.pop("accuracy_std", None)
+        return row
 
 
 class Evaluation(_Model):

@@ -38,6 +38,7 @@ def test_release_trains_the_best_prior_and_carries_the_seed_and_fold_table(tmp_p
             accs = [u[mode][key]["accuracy"] for u in units]
             assert evaluated[key].accuracy == pytest.approx(statistics.mean(accs), abs=1e-4)
             assert table[mode][key]["accuracy_std"] == round(statistics.stdev(accs), 4)
+            assert evaluated[key].accuracy_std == table[mode][key]["accuracy_std"]
     assert stored.evaluation.samples == len(repro.data.y)
     assert stored.training.config["epochs"] == 2 and stored.training.config["seed"] == 0
     # One seed: no spread in the table.

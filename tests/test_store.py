@@ -5,6 +5,7 @@ import torch
 
 from lab.experiment import evaluation_table, manifest_for, train_config
 from mrmp.derive import derive
+from mrmp.manifest import RateEvaluation
 from mrmp.store import MANIFEST, WEIGHTS, StoreError, load_model, save_model
 
 
@@ -135,3 +136,14 @@ def test_a_bad_input_contract_is_refused(store, change, message):
     (store / MANIFEST).write_text(json.dumps(m))
     with pytest.raises(StoreError, match=rf"manifest\.json: .*{message}"):
         load_model(store)
+
+
+def test_an_accuracy_spread_is_kept_and_an_absent_one_is_not_written():
+    assert RateEvaluation(accuracy=90.0, observed_rate=0.5).model_dump() == {
+        "accuracy": 90.0,
+        "observed_rate": 0.5,
+    }
+    row = RateEvaluation.model_validate(
+        {"accuracy": 90.0, "observed_rate": 0.5, "accuracy_std": 1.2}
+    )
+    assert row.model_dump(mode="json")["accuracy_std"] == 1.2
