@@ -83,6 +83,20 @@ class DenseRecipe(_Strict):
     # None (absent from the file): the protocol's batch size.
     batch_size: int | None = Field(None, ge=1, serialization_alias="dense_batch_size")
     mp_finetune_epochs: int = Field(ge=0)
+    # MP's fine-tuning of each pruned network (None: Adam at a constant 1e-3).
+    mp_finetune_lr: float | None = Field(None, gt=0)
+    mp_finetune_lr_schedule: LrSchedule | None = None
+
+    def finetune_overrides(self) -> dict[str, Any]:
+        """MP's fine-tuning settings the file sets, as TrainConfig fields."""
+        return {
+            key: value
+            for key, value in (
+                ("lr", self.mp_finetune_lr),
+                ("lr_schedule", self.mp_finetune_lr_schedule),
+            )
+            if value is not None
+        }
 
 
 class MrmpSettings(_Strict):
@@ -123,10 +137,15 @@ class MrmpSettings(_Strict):
 
 
 class SrmpSettings(_Strict):
-    """One network per seen rate, with the best MRMP prior."""
+    """One network per seen rate, with the best MRMP prior. The optional fields as
+    MrmpSettings' (None: TrainConfig's)."""
 
     epochs: int = Field(gt=0, serialization_alias="srmp_epochs")
     kl_weight: float = Field(ge=0)
+    lr: float | None = Field(None, gt=0, serialization_alias="srmp_lr")
+    lr_schedule: LrSchedule | None = Field(None, serialization_alias="srmp_lr_schedule")
+    batch_size: int | None = Field(None, ge=1, serialization_alias="srmp_batch_size")
+    temporal_crops: int | None = Field(None, ge=1, serialization_alias="srmp_temporal_crops")
 
 
 class TrainOverrides(_Strict):

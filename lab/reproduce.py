@@ -28,7 +28,7 @@ from typing import Any, cast
 
 import torch
 
-from lab.config import Experiment, MrmpSettings, UnitKind
+from lab.config import Experiment, MrmpSettings, SrmpSettings, UnitKind
 from lab.experiment import Data, ModelSpec, build_model, fit, load_data, train_config
 from lab.plots import plot_accuracy, plot_observed_rate
 from lab.tables import results_table
@@ -117,12 +117,18 @@ def mrmp_config(
         missing_views=settings.missing_views or 0,
         inplace_distill=bool(settings.inplace_distill),
         seed=seed,
-        **{
-            key: value
-            for key in ("lr", "lr_schedule", "batch_size", "temporal_crops")
-            if (value := getattr(settings, key)) is not None
-        },
+        **recipe_overrides(settings),
     )
+
+
+def recipe_overrides(settings: MrmpSettings | SrmpSettings) -> dict[str, Any]:
+    """The optimizer, batch and crop settings an experiment file sets for a method, as
+    TrainConfig fields (those it leaves out keep TrainConfig's defaults)."""
+    return {
+        key: value
+        for key in ("lr", "lr_schedule", "batch_size", "temporal_crops")
+        if (value := getattr(settings, key)) is not None
+    }
 
 
 class Reproduction:
@@ -236,7 +242,11 @@ class Reproduction:
                 )
                 if recipe.mp_finetune_epochs > 0:
                     ft = train_config(
-                        self.data, method="dense", epochs=recipe.mp_finetune_epochs, seed=seed
+                        self.data,
+                        method="dense",
+                        epochs=recipe.mp_finetune_epochs,
+                        seed=seed,
+                        **recipe.finetune_overrides(),
                     )
                     desc = f"mp-ft {r} s{seed} f{fold}"
                     fit(self.data, model, fold, ft, masks=masks, desc=desc)
@@ -279,6 +289,7 @@ class Reproduction:
                 epochs=self.exp.srmp.epochs,
                 kl_weight=self.exp.srmp.kl_weight,
                 seed=seed,
+                **recipe_overrides(self.exp.srmp),
             )
             desc = f"srmp {prior} {rate} s{seed} f{fold}"
             fit(self.data, model, fold, tc, checkpoint=ckpt, desc=desc)

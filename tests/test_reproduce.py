@@ -208,3 +208,29 @@ def test_seeds_are_distinct_and_selected_among_the_configs(tmp_path):
     result = CliRunner().invoke(app, [*base, "--seeds", "0,2"])
     assert result.exit_code == 2 and "seeds for synthetic-sbu are (0, 1)" in result.output
     assert not work.exists()
+
+
+def test_srmp_and_mp_finetuning_train_with_the_recipe_the_file_sets(tmp_path, monkeypatch):
+    trained: list[Any] = []
+    monkeypatch.setattr(
+        "lab.reproduce.fit", lambda data, model, fold, cfg, **kw: trained.append(cfg)
+    )
+    recipe = {"lr": 0.003, "lr_schedule": "cosine", "batch_size": 16, "temporal_crops": 2}
+    exp = synthetic_experiment(
+        srmp=recipe,
+        dense={
+            "mp_finetune_epochs": 1,
+            "mp_finetune_lr": 0.002,
+            "mp_finetune_lr_schedule": "cosine",
+        },
+    )
+    assert exp.unit_hash("srmp") != synthetic_experiment().unit_hash("srmp")
+    repro = Reproduction(exp, tmp_path, log=lambda _: None)
+    repro._srmp("gaussian", 0.5, 0, 0)
+    srmp = trained.pop()
+    assert (srmp.method, srmp.rates, srmp.lr, srmp.lr_schedule) == ("srmp", (0.5,), 0.003, "cosine")
+    assert (srmp.batch_size, srmp.temporal_crops) == (16, 2)
+    repro._dense(0, 0)
+    finetunes = trained[1:]
+    assert len(finetunes) == len(PAPER_RATES)
+    assert all((c.lr, c.lr_schedule, c.epochs) == (0.002, "cosine", 1) for c in finetunes)
