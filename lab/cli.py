@@ -64,7 +64,14 @@ def reproduce_cmd(
         str | None, typer.Option(help="comma-separated MRMP priors to train (to split a run)")
     ] = None,
     aggregate_only: Annotated[bool, typer.Option(help="only rebuild JSON and plots")] = False,
-    threads: Annotated[int | None, typer.Option(help="torch intra-op threads")] = None,
+    threads: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            help="torch intra-op threads (recorded in each unit; 1 by default, so a unit's "
+            "float sums do not depend on the machine's cores: split runs across processes)",
+        ),
+    ] = 1,
     data_dir: str | None = None,
 ) -> None:
     """The paper's results on one dataset: dense, MP, SRMP, MRMP x 3 priors, each trained with
@@ -72,8 +79,6 @@ def reproduce_cmd(
     from lab.reproduce import STAGES, Reproduction
 
     exp = experiment("reproduce", config)
-    if threads:
-        torch.set_num_threads(threads)
     seed_list = tuple(int(s) for s in seeds.split(",")) if seeds else None
     if seed_list is not None and not set(seed_list) <= set(exp.seeds):
         raise typer.BadParameter(f"seeds for {exp.dataset} are {exp.seeds} (the config's)")
@@ -101,6 +106,8 @@ def reproduce_cmd(
         data_dir=data_dir,
         log=typer.echo,
     )
+    previous_threads = torch.get_num_threads()
+    torch.set_num_threads(threads)
     try:
         if not aggregate_only:
             repro.run(chosen)
@@ -111,6 +118,8 @@ def reproduce_cmd(
     except ValueError as e:
         typer.echo(f"mrmp reproduce: {e}", err=True)
         raise typer.Exit(2) from None
+    finally:  # in-process callers (tests) keep their own setting
+        torch.set_num_threads(previous_threads)
     typer.echo(json.dumps({k: results.get(k) for k in ("dataset", "dense", "srmp_prior")}))
 
 

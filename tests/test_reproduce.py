@@ -234,3 +234,18 @@ def test_srmp_and_mp_finetuning_train_with_the_recipe_the_file_sets(tmp_path, mo
     finetunes = trained[1:]
     assert len(finetunes) == len(PAPER_RATES)
     assert all((c.lr, c.lr_schedule, c.epochs) == (0.002, "cosine", 1) for c in finetunes)
+
+
+def test_the_command_trains_on_one_thread_by_default_and_records_it(tmp_path):
+    config = tmp_path / "synthetic.toml"
+    config.write_text(SYNTHETIC_TOML.replace("mp_finetune_epochs = 1", "mp_finetune_epochs = 0"))
+    work = tmp_path / "u"
+    before = torch.get_num_threads()
+    base = ["reproduce", "--config", str(config), "--work", str(work), "--stages", "dense"]
+    for threads, extra in ((1, []), (2, ["--threads", "2"])):
+        result = CliRunner().invoke(app, [*base, *extra])
+        assert result.exit_code == 0, result.output
+        unit = work / "dense" / "seed0" / "fold0.json"
+        assert json.loads(unit.read_text())["threads"] == threads
+        unit.unlink()
+        assert torch.get_num_threads() == before  # the caller's setting is restored
