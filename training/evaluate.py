@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterable
 import torch
 from torch import Tensor
 
-from mrmp.derive import derive
+from mrmp.derive import MagnitudeIndex
 from mrmp.gcn import LatentGCN
 from mrmp.rates import Mode, rate_key
 
@@ -32,11 +32,12 @@ def accuracy(net: Callable[[Tensor], Tensor], x: Tensor, y: Tensor) -> float:
 
 
 def evaluate_rate(
-    model: LatentGCN, x: Tensor, y: Tensor, rate: float, mode: Mode = "prior"
+    model: LatentGCN | MagnitudeIndex, x: Tensor, y: Tensor, rate: float, mode: Mode = "prior"
 ) -> tuple[dict[str, float], Tensor]:
-    """One derivation at `rate`: its accuracy (percent) and observed rate (fraction), and the
-    predictions (N,)."""
-    net, info = derive(model, rate, mode)
+    """One derivation at `rate` (from the model, or from its index when several rates are
+    evaluated): its accuracy (percent) and observed rate (fraction), and the predictions (N,)."""
+    index = model if isinstance(model, MagnitudeIndex) else MagnitudeIndex(model)
+    net, info = index.derive(rate, mode)
     pred = predict(net, x)
     return {"accuracy": _percent_correct(pred, y), "observed_rate": info.observed_rate}, pred
 
@@ -44,8 +45,10 @@ def evaluate_rate(
 def evaluate_rates(
     model: LatentGCN, x: Tensor, y: Tensor, rates: Iterable[float], mode: Mode = "prior"
 ) -> dict[str, dict[str, float]]:
-    """{"0.50": {"accuracy": %, "observed_rate": fraction}, ...} for each rate."""
-    return {rate_key(r): evaluate_rate(model, x, y, r, mode)[0] for r in rates}
+    """{"0.50": {"accuracy": %, "observed_rate": fraction}, ...} for each rate; the weights
+    are sorted once for all the rates."""
+    index = MagnitudeIndex(model)
+    return {rate_key(r): evaluate_rate(index, x, y, r, mode)[0] for r in rates}
 
 
 def confusion_matrix(y: Tensor, pred: Tensor, num_classes: int) -> Tensor:
