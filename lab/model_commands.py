@@ -27,6 +27,7 @@ from lab.experiment import (
     train_config,
 )
 from lab.model_report import report_rates, write_model_report
+from mrmp.derive import MagnitudeIndex
 from mrmp.priors import PRIORS
 from mrmp.rates import MODES, rate_key
 from mrmp.skeleton import DescriptorConfig
@@ -224,8 +225,9 @@ def eval_cmd(
     typer.echo(f"{ds.name}: {len(y)} sequences ({'all' if fold is None else f'fold {fold}'})")
     preds = {}
     low, high = manifest.rate_range
+    index = MagnitudeIndex(net)
     for r in parse_rates(rates, (0.0, *(r for r in RATE_GRID if low <= r <= high))):
-        row, pred = evaluate_rate(net, x, y, r, mode)
+        row, pred = evaluate_rate(index, x, y, r, mode)
         preds[rate_key(r)] = pred.tolist()
         typer.echo(
             f"rate {r:.2f}  accuracy {row['accuracy']:6.2f}%  observed {row['observed_rate']:.4f}"

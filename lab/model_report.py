@@ -12,6 +12,7 @@ from pathlib import Path
 from torch import Tensor
 
 from lab.plots import plot_confusion, plot_history, plot_model_accuracy
+from mrmp.derive import MagnitudeIndex
 from mrmp.gcn import LatentGCN
 from mrmp.rates import Mode, rate_key
 from training.evaluate import confusion_matrix, evaluate_rate
@@ -49,8 +50,9 @@ def write_model_report(
     out.mkdir(parents=True, exist_ok=True)
     confusion: dict[str, list[list[int]]] = {}
     per_class: dict[str, dict[str, float | None]] = {}
+    index = MagnitudeIndex(model)
     for rate in rates:
-        _, pred = evaluate_rate(model, x, y, rate, mode)
+        _, pred = evaluate_rate(index, x, y, rate, mode)
         counts = confusion_matrix(y, pred, len(class_names))
         key = rate_key(rate)
         confusion[key] = counts.tolist()

@@ -11,7 +11,6 @@ on new subjects; the model itself is trained with seed 0.
 
 from __future__ import annotations
 
-import statistics
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -28,7 +27,7 @@ from lab.experiment import (
     train_config,
 )
 from lab.model_report import report_rates, write_model_report
-from lab.reproduce import SEED, Reproduction, mrmp_config, mrmp_unit
+from lab.reproduce import SEED, Reproduction, mrmp_config, mrmp_unit, over_seeds
 from mrmp.manifest import Manifest
 from mrmp.rates import MODES
 from mrmp.store import save_model
@@ -39,27 +38,22 @@ def cross_validated_table(repro: Reproduction, prior: str) -> dict[str, Any]:
     accuracy and observed rate over seeds and folds and, with two or more seeds,
     "accuracy_std", the sample standard deviation over seeds of the fold-mean accuracies
     (FileNotFoundError for a missing unit, ValueError for one of other settings)."""
-    per_seed = []
-    for s in repro.seeds:
-        runs = []
-        for f in repro.folds:
-            name = mrmp_unit(prior, s, f)
-            if not (repro.work / f"{name}.json").is_file():
-                raise FileNotFoundError(
-                    f"{repro.work / name}.json is missing: run `mrmp reproduce` first"
-                )
-            runs.append(repro.load_unit(name))
-            repro.check_unit(name, runs[-1])
-        per_seed.append(runs)
+    per_seed = repro.units_of(lambda s, f: mrmp_unit(prior, s, f))
+    if per_seed is None:
+        raise FileNotFoundError(
+            f"MRMP units of {prior} missing in {repro.work}: run `mrmp reproduce` first"
+        )
 
     def row(mode: str, key: str) -> dict[str, float]:
-        means = {
-            field: [statistics.mean(u[mode][key][field] for u in runs) for runs in per_seed]
-            for field in ("accuracy", "observed_rate")
-        }
-        out = {field: round(statistics.mean(values), 4) for field, values in means.items()}
-        if len(per_seed) > 1:
-            out["accuracy_std"] = round(statistics.stdev(means["accuracy"]), 4)
+        accuracy, sd = over_seeds(
+            [[u[mode][key]["accuracy"] for u in runs] for runs in per_seed], 4
+        )
+        observed, _ = over_seeds(
+            [[u[mode][key]["observed_rate"] for u in runs] for runs in per_seed], 4
+        )
+        out = {"accuracy": accuracy, "observed_rate": observed}
+        if sd is not None:
+            out["accuracy_std"] = sd
         return out
 
     table = {mode: {key: row(mode, key) for key in per_seed[0][0][mode]} for mode in MODES}

@@ -92,6 +92,14 @@ def run_record(seed: int) -> dict[str, Any]:
     }
 
 
+def over_seeds(values: list[list[float]], digits: int) -> tuple[float, float | None]:
+    """The mean over seeds of each seed's mean (`values`: per seed, a value per fold) and the
+    sample standard deviation of those means (None with one seed), rounded to `digits`."""
+    means = [statistics.mean(per_seed) for per_seed in values]
+    sd = round(statistics.stdev(means), digits) if len(means) > 1 else None
+    return round(statistics.mean(means), digits), sd
+
+
 def write_json(path: Path, obj: Any) -> None:
     """Write atomically (a temporary file, then a rename): an interrupt never leaves half."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -353,6 +361,21 @@ class Reproduction:
         path = self.work / f"{name}.json"
         return json.loads(path.read_text()) if path.exists() else None
 
+    def units_of(self, name: Callable[[int, int], str]) -> list[list[dict]] | None:
+        """The units `name(seed, fold)` of this run's seeds (each a list over its folds), each
+        checked (`check_unit`); None unless every one is done."""
+        units = []
+        for s in self.seeds:
+            per_seed = []
+            for f in self.folds:
+                unit = self._done(name(s, f))
+                if unit is None:
+                    return None
+                self.check_unit(name(s, f), unit)
+                per_seed.append(unit)
+            units.append(per_seed)
+        return units
+
     def aggregate(self, out_dir: Path) -> dict:
         """Every unit done so far -> <dataset>.json, its table and the two plots.
 
@@ -361,38 +384,21 @@ class Reproduction:
         means at the same place as each accuracy. An entry appears only when all its (seed,
         fold) units are done; the worst observed-rate error is over all of them."""
 
-        def done(name: str) -> dict | None:
-            unit = self._done(name)
-            if unit is not None:
-                self.check_unit(name, unit)
-            return unit
+        runs = self.units_of
 
-        def runs(name: Callable[[int, int], str]) -> list[list[dict]] | None:
-            """The units per seed (each a list over folds), None unless all are done."""
-            units = []
-            for s in self.seeds:
-                per_seed = [done(name(s, f)) for f in self.folds]
-                if None in per_seed:
-                    return None
-                units.append(cast(list[dict], per_seed))
-            return units
-
-        def over_seeds(
+        def summary(
             units: list[list[dict]], get: Callable[[dict], float | None], digits: int = 2
         ) -> tuple[float | None, float | None]:
-            """Mean over seeds of the fold means of `get`, and their sample standard
-            deviation (None with one seed); both None where a unit lacks the value."""
+            """`over_seeds` of `get` over the units; both None where a unit lacks the value."""
             values = [[get(u) for u in per_seed] for per_seed in units]
             if not self.folds or any(None in per_seed for per_seed in values):
                 return None, None
-            means = [statistics.mean(cast(list[float], per_seed)) for per_seed in values]
-            sd = round(statistics.stdev(means), digits) if len(means) > 1 else None
-            return round(statistics.mean(means), digits), sd
+            return over_seeds(cast(list[list[float]], values), digits)
 
         def table(
             units: list[list[dict]], keys: list[str], get: Callable[[dict, str], float | None]
         ) -> tuple[dict[str, float | None], dict[str, float | None]]:
-            pairs = {k: over_seeds(units, lambda u, k=k: get(u, k)) for k in keys}
+            pairs = {k: summary(units, lambda u, k=k: get(u, k)) for k in keys}
             return {k: m for k, (m, _) in pairs.items()}, {k: sd for k, (_, sd) in pairs.items()}
 
         exp = self.exp
@@ -423,7 +429,7 @@ class Reproduction:
         seen = [rate_key(r) for r in PAPER_RATES]
         dense = runs(dense_unit)
         if dense is not None:
-            results["dense"], spread["dense"] = over_seeds(dense, lambda u: u["dense"])
+            results["dense"], spread["dense"] = summary(dense, lambda u: u["dense"])
             for key in ("mp", "mp_ft"):
                 results[key], spread[key] = table(dense, seen, lambda u, k, m=key: u[m].get(k))
         srmp_prior = self._chosen_prior()
@@ -434,7 +440,7 @@ class Reproduction:
                 units = runs(lambda s, f, r=r: srmp_unit(srmp_prior, r, s, f))
                 if units is not None:
                     key = rate_key(r)
-                    results["srmp"][key], spread["srmp"][key] = over_seeds(
+                    results["srmp"][key], spread["srmp"][key] = summary(
                         units, lambda u: u["accuracy"]
                     )
         for target in ("mrmp", "mrmp_exact", "observed_rate", "rate_error_max"):
@@ -450,8 +456,7 @@ class Reproduction:
                     units, keys, lambda u, k, m=mode: u[m][k]["accuracy"]
                 )
             results["observed_rate"][prior] = {
-                k: over_seeds(units, lambda u, k=k: u["prior"][k]["observed_rate"], 4)[0]
-                for k in keys
+                k: summary(units, lambda u, k=k: u["prior"][k]["observed_rate"], 4)[0] for k in keys
             }
             # The worst |observed - requested| over every seed and fold at rates 0.50..0.98.
             checked = [k for k in keys if 0.5 <= float(k) <= 0.98]

@@ -24,6 +24,7 @@ from torch import Tensor
 from lab.config import Experiment
 from lab.experiment import ModelSpec, build_model, fit
 from lab.reproduce import SEED, Reproduction, write_json
+from mrmp.derive import MagnitudeIndex
 from mrmp.rates import rate_key
 from mrmp.skeleton import Layout
 from training.augment import (
@@ -182,9 +183,10 @@ class Robustness:
         _, test = data.indices(fold)
         sequences = [data.dataset.sequences[i] for i in test]
         y = data.y[torch.from_numpy(test)]
+        index = MagnitudeIndex(model)
         table = {
             corruption: {
-                rate_key(r): evaluate_rate(model, x, y, r, MODE)[0]["accuracy"] for r in self.rates
+                rate_key(r): evaluate_rate(index, x, y, r, MODE)[0]["accuracy"] for r in self.rates
             }
             for corruption, x in corrupted_descriptors(
                 sequences, data.dataset.layout, data.descriptor
