@@ -3,7 +3,7 @@ import torch
 
 from mrmp.bandstop import annealed_crispness, bandstop
 from mrmp.priors import PRIORS, get_prior
-from training.kld import SoftHistogramKL
+from training.kld import SoftCdf, SoftHistogramKL
 
 
 def test_bandstop_shape():
@@ -70,3 +70,25 @@ def test_kl_gradient_pulls_towards_prior():
         opt.step()
     assert float(kl.divergence(z).detach()) < before / 5
     assert 0.8 < float(z.detach().std()) < 1.2
+
+
+def test_soft_cdf_backward_equals_autograd_through_erf():
+    # Weights near the edges and far beyond them (where the kernel underflows), in float64.
+    gen = torch.Generator().manual_seed(0)
+    z = torch.cat(
+        [
+            torch.randn(500, generator=gen, dtype=torch.float64) * 3,
+            torch.tensor([-40.0, 25.0], dtype=torch.float64),
+        ]
+    )
+    edges = torch.linspace(-4.0, 4.0, 49, dtype=torch.float64)
+    scale = (8.0 / 48) * 2**0.5
+    g = torch.randn(49, generator=gen, dtype=torch.float64)
+    z1 = z.clone().requires_grad_()
+    (SoftCdf.apply(z1, edges, scale) @ g).backward()
+    z2 = z.clone().requires_grad_()
+    reference = (0.5 * (1.0 + torch.erf((edges[None, :] - z2[:, None]) / scale))).mean(dim=0)
+    (reference @ g).backward()
+    torch.testing.assert_close(SoftCdf.apply(z, edges, scale), reference.detach(), rtol=0, atol=0)
+    torch.testing.assert_close(z1.grad, z2.grad, rtol=1e-12, atol=1e-30)
+    assert torch.all(z1.grad[-2:].abs() < 1e-30)  # beyond every edge: no pull

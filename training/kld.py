@@ -14,11 +14,40 @@ smoothed histogram of perfectly uniform weights is not.
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
 from torch import Tensor
 
 from mrmp.priors import Prior
+
+# exp(-81) is a normal float32; beyond it the kernel is below float32's resolution anyway.
+KERNEL_T2_MAX = 81.0
+
+
+class SoftCdf(torch.autograd.Function):
+    """mean_z Phi((e - z) / h) at each edge e, for z (N,), edges (E,), scale = h * sqrt(2):
+    (E,) values. The backward is written out: autograd's, through erf, takes exp(-t^2) of
+    every (weight, edge) pair, which underflows for edges many kernel widths from the weight,
+    and an exp whose result underflows runs about ten times slower on CPUs (0.3 s against
+    0.03 s for 9.3M values, measured on the project's machine): most of an MRMP step on FPHA.
+    Clamping t^2 at 81 keeps every value a normal float and changes each kernel value by less
+    than exp(-81), 7e-36."""
+
+    @staticmethod
+    def forward(ctx: Any, z: Tensor, edges: Tensor, scale: float) -> Tensor:
+        t = (edges[None, :] - z[:, None]) / scale
+        ctx.save_for_backward(t)
+        ctx.scale = scale
+        return (0.5 * (1.0 + torch.erf(t))).mean(dim=0)
+
+    @staticmethod
+    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor, None, None]:
+        # d/dz of 0.5 * erf((e - z) / scale) is -exp(-t^2) / (scale * sqrt(pi)).
+        (t,) = ctx.saved_tensors
+        kernel = t.square().clamp_(max=KERNEL_T2_MAX).neg_().exp_()
+        grad_z = kernel @ grad
+        return grad_z.mul_(-1.0 / (t.shape[0] * ctx.scale * math.sqrt(math.pi))), None, None
 
 
 class SoftHistogramKL:
@@ -57,8 +86,7 @@ class SoftHistogramKL:
         if self.sample is not None and z.numel() > self.sample:
             idx = torch.randint(z.numel(), (self.sample,), device=z.device)
             z = z[idx]
-        t = (self.edges.to(z.device)[None, :] - z[:, None]) / (self.h * math.sqrt(2.0))
-        soft_cdf = (0.5 * (1.0 + torch.erf(t))).mean(dim=0)
+        soft_cdf = SoftCdf.apply(z, self.edges.to(z.device), self.h * math.sqrt(2.0))
         zero, one = soft_cdf.new_zeros(1), soft_cdf.new_ones(1)
         return torch.diff(torch.cat([zero, soft_cdf, one]))
 
