@@ -384,8 +384,6 @@ class Reproduction:
         means at the same place as each accuracy. An entry appears only when all its (seed,
         fold) units are done; the worst observed-rate error is over all of them."""
 
-        runs = self.units_of
-
         def summary(
             units: list[list[dict]], get: Callable[[dict], float | None], digits: int = 2
         ) -> tuple[float | None, float | None]:
@@ -427,7 +425,7 @@ class Reproduction:
         }
         spread: dict[str, Any] = {}
         seen = [rate_key(r) for r in PAPER_RATES]
-        dense = runs(dense_unit)
+        dense = self.units_of(dense_unit)
         if dense is not None:
             results["dense"], spread["dense"] = summary(dense, lambda u: u["dense"])
             for key in ("mp", "mp_ft"):
@@ -437,7 +435,7 @@ class Reproduction:
             results["srmp_prior"] = srmp_prior
             results["srmp"], spread["srmp"] = {}, {}
             for r in PAPER_RATES:
-                units = runs(lambda s, f, r=r: srmp_unit(srmp_prior, r, s, f))
+                units = self.units_of(lambda s, f, r=r: srmp_unit(srmp_prior, r, s, f))
                 if units is not None:
                     key = rate_key(r)
                     results["srmp"][key], spread["srmp"][key] = summary(
@@ -447,7 +445,7 @@ class Reproduction:
             results[target] = {}
         spread["mrmp"], spread["mrmp_exact"] = {}, {}
         for prior in exp.mrmp.priors:
-            units = runs(lambda s, f, p=prior: mrmp_unit(p, s, f))
+            units = self.units_of(lambda s, f, p=prior: mrmp_unit(p, s, f))
             if units is None:
                 continue
             keys = list(units[0][0]["prior"])
