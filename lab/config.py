@@ -114,6 +114,8 @@ class MrmpSettings(_Strict):
     lr_schedule: LrSchedule | None = Field(None, serialization_alias="mrmp_lr_schedule")
     batch_size: int | None = Field(None, ge=1, serialization_alias="mrmp_batch_size")
     temporal_crops: int | None = Field(None, ge=1, serialization_alias="mrmp_temporal_crops")
+    # The KL estimate's bins over the prior's support (TrainConfig.kl_bins, METHOD section 4).
+    kl_bins: int | None = Field(None, ge=2, serialization_alias="mrmp_kl_bins")
     # TrainConfig.inplace_distill; off is held as None (as missing_views).
     inplace_distill: bool | None = Field(None, serialization_alias="mrmp_inplace_distill")
     # Missing-detection views of each training sequence (TrainConfig.missing_views); 0 (off)
@@ -146,6 +148,14 @@ class SrmpSettings(_Strict):
     lr_schedule: LrSchedule | None = Field(None, serialization_alias="srmp_lr_schedule")
     batch_size: int | None = Field(None, ge=1, serialization_alias="srmp_batch_size")
     temporal_crops: int | None = Field(None, ge=1, serialization_alias="srmp_temporal_crops")
+    kl_bins: int | None = Field(None, ge=2, serialization_alias="srmp_kl_bins")
+    # As MrmpSettings.missing_views (0 is held as None).
+    missing_views: int | None = Field(None, ge=0, serialization_alias="srmp_missing_views")
+
+    @field_validator("missing_views")
+    @classmethod
+    def _off_is_none(cls, value: int | None) -> int | None:
+        return value or None
 
 
 class TrainOverrides(_Strict):

@@ -130,11 +130,11 @@ def mrmp_config(
 
 
 def recipe_overrides(settings: MrmpSettings | SrmpSettings) -> dict[str, Any]:
-    """The optimizer, batch and crop settings an experiment file sets for a method, as
+    """The optimizer, batch, crop and KL-bin settings an experiment file sets for a method, as
     TrainConfig fields (those it leaves out keep TrainConfig's defaults)."""
     return {
         key: value
-        for key in ("lr", "lr_schedule", "batch_size", "temporal_crops")
+        for key in ("lr", "lr_schedule", "batch_size", "temporal_crops", "kl_bins")
         if (value := getattr(settings, key)) is not None
     }
 
@@ -285,20 +285,26 @@ class Reproduction:
 
         return self._unit(mrmp_unit(prior, seed, fold), run)
 
+    def srmp_config(self, prior: str, rate: float, seed: int = SEED) -> TrainConfig:
+        """The SRMP training settings of this reproduction for one rate."""
+        settings = self.exp.srmp
+        return train_config(
+            self.data,
+            method="srmp",
+            prior=prior,
+            rates=(rate,),
+            epochs=settings.epochs,
+            kl_weight=settings.kl_weight,
+            missing_views=settings.missing_views or 0,
+            seed=seed,
+            **recipe_overrides(settings),
+        )
+
     def _srmp(self, prior: str, rate: float, seed: int, fold: int) -> dict:
         def run(ckpt: Path) -> dict:
             _, _, xte, yte = self.data.split(fold)
             model = build_model(self.data, ModelSpec(prior=prior, seed=seed))
-            tc = train_config(
-                self.data,
-                method="srmp",
-                prior=prior,
-                rates=(rate,),
-                epochs=self.exp.srmp.epochs,
-                kl_weight=self.exp.srmp.kl_weight,
-                seed=seed,
-                **recipe_overrides(self.exp.srmp),
-            )
+            tc = self.srmp_config(prior, rate, seed)
             desc = f"srmp {prior} {rate} s{seed} f{fold}"
             fit(self.data, model, fold, tc, checkpoint=ckpt, desc=desc)
             return evaluate_rates(model, xte, yte, [rate], "prior")[rate_key(rate)]

@@ -137,6 +137,7 @@ def test_mrmp_recipe_options_reach_training_and_absent_keep_the_settings_hash():
         "batch_size": 64,
         "temporal_crops": 4,
         "inplace_distill": True,
+        "kl_bins": 96,
     }
     on = synthetic_experiment(mrmp=options)
     assert synthetic_experiment(mrmp={"inplace_distill": False}).unit_hash("mrmp") == (
@@ -151,7 +152,11 @@ def test_mrmp_recipe_options_reach_training_and_absent_keep_the_settings_hash():
         64,
         4,
     )
-    assert cfg.inplace_distill
+    assert cfg.inplace_distill and cfg.kl_bins == 96
+    srmp = Reproduction(synthetic_experiment(srmp={"kl_bins": 96}), None)
+    assert srmp.srmp_config("gaussian", 0.5).kl_bins == 96
+    assert srmp.exp.unit_hash("srmp") != base.unit_hash("srmp")
+    assert Reproduction(base, None).srmp_config("gaussian", 0.5).kl_bins == 48
     plain = Reproduction(base, None).mrmp_config("gaussian")
     assert (plain.lr, plain.lr_schedule, plain.temporal_crops, plain.inplace_distill) == (
         1e-3,
@@ -159,6 +164,7 @@ def test_mrmp_recipe_options_reach_training_and_absent_keep_the_settings_hash():
         1,
         False,
     )
+    assert plain.kl_bins == 48
     assert plain.batch_size == base.protocol.batch_size
 
 

@@ -125,6 +125,18 @@ def test_missing_views_off_keeps_the_settings_hash_and_on_reaches_training():
     assert Reproduction(base, None).mrmp_config("gaussian").missing_views == 0
 
 
+def test_srmp_missing_views_off_keeps_the_settings_hash_and_on_reaches_training():
+    base = synthetic_experiment()
+    off = synthetic_experiment(srmp={"missing_views": 0})
+    assert off.srmp.missing_views is None and off.unit_hash("srmp") == base.unit_hash("srmp")
+    on = synthetic_experiment(srmp={"missing_views": 3})
+    assert on.unit_settings("srmp")["srmp_missing_views"] == 3
+    assert on.unit_hash("srmp") != base.unit_hash("srmp")
+    assert on.unit_hash("mrmp") == base.unit_hash("mrmp")
+    assert Reproduction(on, None).srmp_config("gaussian", 0.5).missing_views == 3
+    assert Reproduction(base, None).srmp_config("gaussian", 0.5).missing_views == 0
+
+
 def test_the_readme_and_docs_quote_the_committed_robustness_table_and_command():
     root = Path(__file__).resolve().parents[1]
     for results in sorted((root / "docs" / "results").glob("robustness_*.json")):
