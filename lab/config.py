@@ -99,6 +99,12 @@ class DenseRecipe(_Strict):
         }
 
 
+def _none_when_off(value: int | bool | None) -> int | bool | None:
+    """An option's off value (0, False) held as None: absent from a unit's settings, so units
+    trained before the option existed keep their settings hash."""
+    return value or None
+
+
 class MrmpSettings(_Strict):
     """One network trains every seen rate, `rates_per_step` of them per step. The optional
     fields (None: absent from the file, not recorded, so older units keep their settings hash)
@@ -124,10 +130,7 @@ class MrmpSettings(_Strict):
     # Not a unit setting: each prior is a unit of its own; SRMP uses the best of these.
     priors: tuple[str, ...] = Field(tuple(PRIORS), min_length=1, exclude=True)
 
-    @field_validator("missing_views", "inplace_distill")
-    @classmethod
-    def _off_is_none(cls, value: int | bool | None) -> int | bool | None:
-        return value or None
+    _off_is_none = field_validator("missing_views", "inplace_distill")(_none_when_off)
 
     @field_validator("priors")
     @classmethod
@@ -152,10 +155,7 @@ class SrmpSettings(_Strict):
     # As MrmpSettings.missing_views (0 is held as None).
     missing_views: int | None = Field(None, ge=0, serialization_alias="srmp_missing_views")
 
-    @field_validator("missing_views")
-    @classmethod
-    def _off_is_none(cls, value: int | None) -> int | None:
-        return value or None
+    _off_is_none = field_validator("missing_views")(_none_when_off)
 
 
 class TrainOverrides(_Strict):

@@ -122,7 +122,6 @@ def mrmp_config(
         rate_jitter=settings.rate_jitter,
         always_top_rate=settings.top_rate_every_step,
         kl_weight=settings.kl_weight,
-        missing_views=settings.missing_views or 0,
         inplace_distill=bool(settings.inplace_distill),
         seed=seed,
         **recipe_overrides(settings),
@@ -130,13 +129,10 @@ def mrmp_config(
 
 
 def recipe_overrides(settings: MrmpSettings | SrmpSettings) -> dict[str, Any]:
-    """The optimizer, batch, crop and KL-bin settings an experiment file sets for a method, as
-    TrainConfig fields (those it leaves out keep TrainConfig's defaults)."""
-    return {
-        key: value
-        for key in ("lr", "lr_schedule", "batch_size", "temporal_crops", "kl_bins")
-        if (value := getattr(settings, key)) is not None
-    }
+    """The optimizer, batch, view and KL-bin settings an experiment file sets for a method, as
+    TrainConfig fields (those it leaves out, or sets off, keep TrainConfig's defaults)."""
+    keys = ("lr", "lr_schedule", "batch_size", "temporal_crops", "missing_views", "kl_bins")
+    return {key: value for key in keys if (value := getattr(settings, key)) is not None}
 
 
 class Reproduction:
@@ -295,7 +291,6 @@ class Reproduction:
             rates=(rate,),
             epochs=settings.epochs,
             kl_weight=settings.kl_weight,
-            missing_views=settings.missing_views or 0,
             seed=seed,
             **recipe_overrides(settings),
         )

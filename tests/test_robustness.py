@@ -114,27 +114,23 @@ def test_run_writes_the_table_resumes_and_refuses_other_settings(tmp_path):
         robustness(3).run((0,), tmp_path / "out", "")
 
 
-def test_missing_views_off_keeps_the_settings_hash_and_on_reaches_training():
+@pytest.mark.parametrize(
+    ("kind", "other", "config"),
+    [
+        ("mrmp", "srmp", lambda repro: repro.mrmp_config("gaussian")),
+        ("srmp", "mrmp", lambda repro: repro.srmp_config("gaussian", 0.5)),
+    ],
+)
+def test_missing_views_off_keeps_the_settings_hash_and_on_reaches_training(kind, other, config):
     base = synthetic_experiment()
-    off = synthetic_experiment(mrmp={"missing_views": 0})
-    assert off.mrmp.missing_views is None and off.unit_hash("mrmp") == base.unit_hash("mrmp")
-    on = synthetic_experiment(mrmp={"missing_views": 4})
-    assert on.unit_settings("mrmp")["mrmp_missing_views"] == 4
-    assert on.unit_hash("mrmp") != base.unit_hash("mrmp")
-    assert Reproduction(on, None).mrmp_config("gaussian").missing_views == 4
-    assert Reproduction(base, None).mrmp_config("gaussian").missing_views == 0
-
-
-def test_srmp_missing_views_off_keeps_the_settings_hash_and_on_reaches_training():
-    base = synthetic_experiment()
-    off = synthetic_experiment(srmp={"missing_views": 0})
-    assert off.srmp.missing_views is None and off.unit_hash("srmp") == base.unit_hash("srmp")
-    on = synthetic_experiment(srmp={"missing_views": 3})
-    assert on.unit_settings("srmp")["srmp_missing_views"] == 3
-    assert on.unit_hash("srmp") != base.unit_hash("srmp")
-    assert on.unit_hash("mrmp") == base.unit_hash("mrmp")
-    assert Reproduction(on, None).srmp_config("gaussian", 0.5).missing_views == 3
-    assert Reproduction(base, None).srmp_config("gaussian", 0.5).missing_views == 0
+    off = synthetic_experiment(**{kind: {"missing_views": 0}})
+    assert getattr(off, kind).missing_views is None and off.unit_hash(kind) == base.unit_hash(kind)
+    on = synthetic_experiment(**{kind: {"missing_views": 4}})
+    assert on.unit_settings(kind)[f"{kind}_missing_views"] == 4
+    assert on.unit_hash(kind) != base.unit_hash(kind)
+    assert on.unit_hash(other) == base.unit_hash(other)
+    assert config(Reproduction(on, None)).missing_views == 4
+    assert config(Reproduction(base, None)).missing_views == 0
 
 
 def test_the_readme_and_docs_quote_the_committed_robustness_table_and_command():
