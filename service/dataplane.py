@@ -1,6 +1,6 @@
-"""The one request path of both protocols: validate -> resolve -> make whole and describe ->
-run (in one network call with the concurrent requests for the same network, service.batching)
--> answer (with each sequence's warnings).
+"""The one request path of both protocols: validate -> resolve -> make whole and describe, and
+run (with the concurrent requests for the same network, in one description and one network
+call: service.batching) -> answer (with each sequence's warnings).
 
 A protocol module (v1 JSON in `routes_v1`, the V2 codec in `v2_codec`) decodes its body into an
 `InferenceRequest` and encodes the `Answer`; everything between is here, once.
@@ -45,7 +45,7 @@ class Answer:
     served: Served
     tier: str | None
     cache_hit: bool
-    prepare_s: float  # from arrival to resolved and described (the body's decoding included)
+    prepare_s: float  # the body decoded and the ask resolved, and its batch described
     derive_s: float
     inference_s: float  # the network call that served it (with the other requests batched in it)
 
@@ -78,6 +78,7 @@ class DataPlane:
             settings.batch_max_delay_ms / 1e3,
             metrics,
             lambda: metrics.active,
+            self.describe,
         )
 
     async def infer(self, request: InferenceRequest) -> Answer:
@@ -105,14 +106,13 @@ class DataPlane:
     async def _infer(self, request: InferenceRequest) -> Answer:
         host = self.host
         choice = resolve(request.ask, host.policy, host.table.measured(), len(request.sequences))
-        x, warnings = self.describe(request.sequences)
-        prepared = time.perf_counter()
+        decoded = time.perf_counter()
         await asyncio.sleep(0)  # let queued requests start, so the in-flight count sees them
         choice = degrade(choice, host.policy, self.metrics.active)
         if choice.degraded_from is not None:
             self.metrics.degraded.labels(self.metrics.label(choice.rate)).inc()
         served, hit, derive_s = host.network(choice.key)
-        run = await self.batcher.run(served, x)
+        run = await self.batcher.run(served, request.sequences)
         # Per request, the duration of the call that served it (a batch's, once per request in
         # it): the count stays the request count and live_p50 a request's view.
         self.metrics.inference_duration.labels(
@@ -121,12 +121,12 @@ class DataPlane:
         host.record_observed(served)
         return Answer(
             logits=run.logits,
-            warnings=warnings,
+            warnings=run.warnings,
             choice=choice,
             served=served,
             tier=host.tier_of(served.key),
             cache_hit=hit,
-            prepare_s=prepared - request.started,
+            prepare_s=decoded - request.started + run.describe_s,
             derive_s=derive_s,
             inference_s=run.inference_s,
         )

@@ -15,6 +15,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from mrmp.rates import RateKey
 from service.app import create_app
 from service.batching import Batcher
+from service.errors import BadShapeError
 from service.host import Served
 from service.metrics import BATCH_BUCKETS, BUCKETS, Metrics
 from service.settings import Settings
@@ -168,13 +169,18 @@ def rows(*values: float) -> np.ndarray:
     return np.asarray(values, np.float32)[:, None, None].repeat(2, axis=2)
 
 
+def as_descriptors(sequences) -> tuple[np.ndarray, list[list]]:
+    """A `Prepare` for the batcher alone: the rows are their own descriptors, no warnings."""
+    return np.asarray(sequences, np.float32), [[] for _ in sequences]
+
+
 def test_batch_runs_when_full_or_at_its_delay():
     runner = Doubling()
     net = served(runner)
 
     async def scenario() -> tuple[list, float]:
         # Ten requests in flight elsewhere: only the size or the delay runs a batch.
-        batcher = Batcher(3, 0.05, Metrics(), lambda: 10)
+        batcher = Batcher(3, 0.05, Metrics(), lambda: 10, as_descriptors)
         t0 = time.perf_counter()
         full = await asyncio.gather(batcher.run(net, rows(1, 2)), batcher.run(net, rows(3)))
         waited = await asyncio.gather(batcher.run(net, rows(4)), batcher.run(net, rows(5)))
@@ -194,7 +200,7 @@ def test_a_failed_call_fails_its_batch_and_a_cancelled_request_is_left_out():
 
     async def scenario() -> list:
         in_flight = [3]
-        batcher = Batcher(8, 5.0, Metrics(), lambda: in_flight[0])
+        batcher = Batcher(8, 5.0, Metrics(), lambda: in_flight[0], as_descriptors)
         first = asyncio.ensure_future(batcher.run(net, rows(1)))
         gone = asyncio.ensure_future(batcher.run(net, rows(2)))
         await asyncio.sleep(0)
@@ -218,8 +224,36 @@ def test_a_lone_request_does_not_wait(delay):
     runner = Doubling()
 
     async def scenario():
-        return await Batcher(32, delay, Metrics(), lambda: 1).run(served(runner), rows(7))
+        return await Batcher(32, delay, Metrics(), lambda: 1, as_descriptors).run(
+            served(runner), rows(7)
+        )
 
     run = asyncio.run(scenario())
     assert run.queue_s < 0.05 and runner.calls == [1]
     np.testing.assert_array_equal(run.logits, [[14, 14]])
+
+
+def test_a_refused_request_in_a_batch_is_refused_alone_and_the_others_run():
+    runner = Doubling()
+    net = served(runner)
+    described: list[int] = []
+
+    def prepare(sequences):
+        described.append(len(sequences))
+        for i, s in enumerate(sequences):
+            if np.asarray(s).min() < 0:
+                raise BadShapeError(f"sequence {i}: a negative row")
+        return as_descriptors(sequences)
+
+    async def scenario() -> list:
+        batcher = Batcher(8, 5.0, Metrics(), lambda: 3, prepare)
+        todo = [rows(1), rows(2, -1), rows(3, 4)]
+        return await asyncio.gather(*(batcher.run(net, r) for r in todo), return_exceptions=True)
+
+    first, refused, last = asyncio.run(scenario())
+    # Described together first; on the refusal, each request alone; one call for the others.
+    assert described == [5, 1, 2, 2] and runner.calls == [3]
+    assert isinstance(refused, BadShapeError) and str(refused).startswith("sequence 1:")
+    np.testing.assert_array_equal(first.logits, [[2, 2]])
+    np.testing.assert_array_equal(last.logits, [[6, 6], [8, 8]])
+    assert first.warnings == [[]] and len(last.warnings) == 2
