@@ -6,6 +6,7 @@ and summarized identically everywhere.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, fields
 from typing import Any
@@ -102,24 +103,9 @@ class DescriptorConfig:
 
     def check_joints(self, num_joints: int) -> None:
         """Raise SkeletonShapeError if a joint the options name is not among `num_joints`."""
-        if isinstance(self.root_joint, tuple):
-            persons = len(self.root_joint)
-            per = num_joints // persons
-            if num_joints % persons or any(
-                not p * per <= r < (p + 1) * per for p, r in enumerate(self.root_joint)
-            ):
-                raise SkeletonShapeError(
-                    f"root joints {self.root_joint} are not one in each of {persons} equal "
-                    f"blocks of {num_joints} joints"
-                )
-        elif self.root_joint is not None and self.root_joint >= num_joints:
-            raise SkeletonShapeError(
-                f"root joint {self.root_joint} is not among {num_joints} joints"
-            )
-        if self.local_frame is not None and max(self.local_frame) >= num_joints:
-            raise SkeletonShapeError(
-                f"local frame {self.local_frame} is not among {num_joints} joints"
-            )
+        fault = _joints_fault(self, num_joints)
+        if fault is not None:
+            raise SkeletonShapeError(fault)
 
     def person_roots(self) -> tuple[int, ...]:
         """root_joint as one root per person (a single root: one person); () without."""
@@ -141,6 +127,35 @@ class DescriptorConfig:
         if unknown:
             raise ValueError(f"unknown DescriptorConfig keys: {sorted(unknown)}")
         return cls(**data)
+
+
+@functools.lru_cache(maxsize=256)
+def _joints_fault(config: DescriptorConfig, num_joints: int) -> str | None:
+    """Why the joints `config` names do not fit `num_joints` joints, or None: the same for every
+    sequence of a layout, so found once."""
+    if isinstance(config.root_joint, tuple):
+        persons = len(config.root_joint)
+        per = num_joints // persons
+        if num_joints % persons or any(
+            not p * per <= r < (p + 1) * per for p, r in enumerate(config.root_joint)
+        ):
+            return (
+                f"root joints {config.root_joint} are not one in each of {persons} equal "
+                f"blocks of {num_joints} joints"
+            )
+    elif config.root_joint is not None and config.root_joint >= num_joints:
+        return f"root joint {config.root_joint} is not among {num_joints} joints"
+    if config.local_frame is not None and max(config.local_frame) >= num_joints:
+        return f"local frame {config.local_frame} is not among {num_joints} joints"
+    return None
+
+
+@functools.lru_cache(maxsize=256)
+def _root_of(roots: tuple[int, ...], num_joints: int) -> np.ndarray:
+    """Each joint's own person's root joint (persons: equal blocks of joints)."""
+    root_of = np.repeat(np.asarray(roots), num_joints // len(roots))
+    root_of.flags.writeable = False
+    return root_of
 
 
 def _validate(sequence: Any, num_joints: int | None) -> np.ndarray:
@@ -171,35 +186,60 @@ def _validate(sequence: Any, num_joints: int | None) -> np.ndarray:
     return x
 
 
-def _chunk_bounds(frames: np.ndarray, M: int) -> tuple[np.ndarray, np.ndarray]:
-    """(B, M) start frame and frame count of each chunk of B sequences of `frames` frames.
+@dataclass(frozen=True)
+class _Frames:
+    """Where B sequences of `frames` frames, stacked one after another, and their M chunks
+    start, from the frame counts alone (so found once per count): `offsets` (B,) each
+    sequence's first frame, `starts` (B * M,) each chunk's first frame, `counts` (B, M) each
+    chunk's frame count, `points` (B,) each sequence's point count (frames x joints)."""
+
+    frames: np.ndarray
+    offsets: np.ndarray
+    starts: np.ndarray
+    counts: np.ndarray
+    points: np.ndarray
+
+
+@functools.lru_cache(maxsize=1024)
+def _frames_of(frames: tuple[int, ...], M: int, J: int) -> _Frames:
+    """The `_Frames` of sequences of `frames` frames and `J` joints in `M` chunks.
 
     Chunk m spans frames floor(m*T/M) .. floor((m+1)*T/M)-1; when that is empty (T < M) it is
     the single frame floor(m*T/M) (always < T). `np.add.reduceat` over these starts sums exactly
     these frames: for a non-increasing start pair it returns the single frame at the start.
     """
-    T = frames[:, None]
+    counts_of = np.array(frames, dtype=np.int64)
+    offsets = np.cumsum(counts_of) - counts_of
+    T = counts_of[:, None]
     edges = (np.arange(M + 1, dtype=np.int64) * T) // M
-    start = np.minimum(edges[:, :-1], T - 1)
-    count = np.maximum(edges[:, 1:] - edges[:, :-1], 1)
-    return start, count
+    first = np.minimum(edges[:, :-1], T - 1)
+    layout = _Frames(
+        frames=counts_of,
+        offsets=offsets,
+        starts=(offsets[:, None] + first).reshape(-1),
+        counts=np.maximum(edges[:, 1:] - edges[:, :-1], 1),
+        points=(counts_of * J).astype(np.float64),
+    )
+    for array in (layout.frames, layout.offsets, layout.starts, layout.counts, layout.points):
+        array.flags.writeable = False
+    return layout
 
 
 def _centres_and_spreads(
-    x: np.ndarray, offsets: np.ndarray, frames: np.ndarray, points: list[np.ndarray]
+    x: np.ndarray, at: _Frames, points: list[np.ndarray]
 ) -> tuple[np.ndarray, np.ndarray]:
     """(B, 3) mean point of each sequence's frames and joints, and (B,) the RMS distance of its
-    points from it; `x` the B sequences' frames one after another, sequence b from frame
-    `offsets[b]`, `frames[b]` frames long, and `points` the sequences themselves.
+    points from it; `x` the B sequences' frames one after another, where `at` says, and
+    `points` the sequences themselves.
 
     Uses E|x|^2 - |c|^2 (fast: no broadcast over the whole array) and falls back to the exact
     two-pass form for a sequence where cancellation would cost precision (spread tiny next to
     the offset). Avoids BLAS (vdot/matmul): OpenBLAS threads medium-size dots, costing
     milliseconds per call.
     """
-    n = (frames * x.shape[1]).astype(np.float64)
-    centre = np.add.reduceat(x, offsets, axis=0).sum(axis=1) / n[:, None]
-    squares = np.add.reduceat(np.einsum("tjc,tjc->t", x, x), offsets)
+    n = at.points
+    centre = np.add.reduceat(x, at.offsets, axis=0).sum(axis=1) / n[:, None]
+    squares = np.add.reduceat(np.einsum("tjc,tjc->t", x, x), at.offsets)
     c2 = np.einsum("bc,bc->b", centre, centre)
     var = squares / n - c2
     for b in np.flatnonzero(var <= 1e-6 * c2):
@@ -320,44 +360,43 @@ def _describe_valid(xs: list[np.ndarray], config: DescriptorConfig) -> np.ndarra
     own sequence's frames (np.add.reduceat over the sequences' and chunks' first frames)."""
     if not xs:
         return np.zeros((0, 0, config.feature_dim()), dtype=np.float32)
-    frames = np.array([len(x) for x in xs])
-    offsets = np.concatenate([[0], np.cumsum(frames)[:-1]])
     x = np.concatenate(xs) if len(xs) > 1 else xs[0]
     B, M, J = len(xs), config.chunks, x.shape[1]
+    at = _frames_of(tuple(len(x) for x in xs), M, J)
     if config.axis_scale is not None:
         x = x * np.asarray(config.axis_scale)
-        xs = [x[o : o + t] for o, t in zip(offsets, frames, strict=True)]
+        xs = [x[o : o + t] for o, t in zip(at.offsets, at.frames, strict=True)]
     # Overflow is detected on the result below; no RuntimeWarnings on the way.
-    with np.errstate(over="ignore", invalid="ignore", under="ignore"):
-        centre, rms = _centres_and_spreads(x, offsets, frames, xs)
-        scale = np.ones(B)
+    with np.errstate(over="ignore", invalid="ignore", under="ignore", divide="ignore"):
+        centre, rms = _centres_and_spreads(x, at, xs)
+        scale = 1.0 / rms
         refused: list[tuple[int, SkeletonError]] = []
-        for b in range(B):
+        # A spread at or below _EPS of the skeleton's size is checked against the points.
+        for b in np.flatnonzero(~(rms > _EPS * (1.0 + np.abs(centre).max(axis=1)))):
             try:
                 scale[b] = _scale_of(xs[b], centre[b], float(rms[b]))
             except SkeletonError as e:
-                refused.append((b, e))
+                refused.append((int(b), e))
                 break
-        first, count = _chunk_bounds(frames, M)
-        start = (offsets[:, None] + first).reshape(-1)  # every chunk's first frame in x
-        inv = (scale[:, None] / count).reshape(-1)[:, None, None]  # (B*M, 1, 1)
+        inv = (scale[:, None] / at.counts).reshape(B, M, 1, 1)
         # Chunk means are linear in x, so normalize the small (B*M, J, 3) sums, not the whole
         # array.
-        sums = np.add.reduceat(x, start, axis=0)
-        shift = np.repeat(centre * scale[:, None], M, axis=0)[:, None, :]
-        parts = [sums * inv - shift]
+        sums = np.add.reduceat(x, at.starts, axis=0).reshape(B, M, J, 3)
+        parts = [sums * inv - (centre * scale[:, None])[:, None, None, :]]
         if config.velocity:
-            parts.append(np.add.reduceat(_gradients(x, offsets, frames), start, axis=0) * inv)
+            gradients = _gradients(x, at.offsets, at.frames)
+            parts.append(np.add.reduceat(gradients, at.starts, axis=0).reshape(B, M, J, 3) * inv)
         if config.root_joint is not None:
-            roots = config.person_roots()
-            root_of = np.repeat(np.asarray(roots), J // len(roots))  # each joint's own root
-            parts.append((sums - sums[:, root_of]) * inv)
+            root_of = _root_of(config.person_roots(), J)  # each joint's own root
+            parts.append((sums - sums[:, :, root_of]) * inv)
         if config.local_frame is not None:
             local = _in_local_frame(x, config.local_frame)
-            parts.append(np.add.reduceat(local, start, axis=0) * inv)
-        # (B*M, J, 3) blocks -> (B, J, M*3) each, concatenated along features.
-        blocks = [p.reshape(B, M, J, 3).transpose(0, 2, 1, 3).reshape(B, J, -1) for p in parts]
-        out = np.concatenate(blocks, axis=2).astype(np.float32)
+            parts.append(np.add.reduceat(local, at.starts, axis=0).reshape(B, M, J, 3) * inv)
+        # (B, M, J, 3) parts -> (B, J, M*3) each, side by side along the features.
+        blocks = np.empty((B, J, len(parts), M, 3), dtype=np.float32)
+        for k, part in enumerate(parts):
+            blocks[:, :, k] = part.transpose(0, 2, 1, 3)
+        out = blocks.reshape(B, J, -1)
     finite = np.isfinite(out).all(axis=(1, 2))
     if not finite.all():  # finite but huge inputs (e.g. 1e200) overflow
         error = SkeletonOverflowError("sequence values are too large to normalize (overflow)")
