@@ -40,7 +40,7 @@ def bone_shares_batch(
 ) -> np.ndarray:
     """(S, B) float64: `bone_shares` of each of S (T_s, J, 3) float64 sequences (frame counts
     may differ), computed over all their frames at once."""
-    a, b, owner, person = _bone_index(tuple(map(tuple, bones)), num_joints, persons)
+    a, b, owner, starts, order = _bone_index(tuple(map(tuple, bones)), num_joints, persons)
     x = np.concatenate(xs) if len(xs) > 1 else xs[0]
     # Each bone's two ends as rows of the (T * J, 3) points: numpy's take of whole rows is 3x
     # faster than of the joint axis of (T, J, 3) (x.take(a, axis=1)) on a batch's frames.
@@ -49,32 +49,40 @@ def bone_shares_batch(
     # Huge coordinates overflow to inf and give NaN shares (the descriptor refuses them).
     # No BLAS and no einsum over the coordinates: on the request path, for every sequence.
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-        d = points.take(first + a, axis=0) - points.take(first + b, axis=0)  # (T, B, 3)
+        d = points.take(first + a, axis=0)  # (T, B, 3), the bones by person
+        d -= points.take(first + b, axis=0)
         d *= d
         lengths = np.sqrt(d[..., 0] + d[..., 1] + d[..., 2])  # (T, B)
-        totals = np.einsum("tb,bp->tp", lengths, person)
+        # Each person's bones side by side: their total, a sum over each person's columns.
+        totals = np.add.reduceat(lengths, starts, axis=1)
         shares = lengths / totals[:, owner]
     frames = [len(s) for s in xs]
     if len(set(frames)) == 1:  # one median over a (S, T, B) array
-        return _median_over_frames(shares.reshape(len(xs), frames[0], -1))
-    ends = np.cumsum(frames)
-    return np.stack(
-        [_median_over_frames(shares[e - t : e][None])[0] for e, t in zip(ends, frames, strict=True)]
-    )
+        medians = _median_over_frames(shares.reshape(len(xs), frames[0], -1))
+    else:
+        ends = np.cumsum(frames)
+        each = [shares[e - t : e][None] for e, t in zip(ends, frames, strict=True)]
+        medians = np.concatenate([_median_over_frames(s) for s in each])
+    return medians[:, order]  # in the bones' own order
 
 
 @functools.lru_cache(maxsize=64)
 def _bone_index(
     bones: tuple[tuple[int, int], ...], num_joints: int, persons: int
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """The bones' first and second joints, each bone's person, and the (B, P) 0/1 matrix of
-    bones by person: the same for every request of a layout, so made once."""
-    a, b = (np.asarray(ends, dtype=np.int64) for ends in zip(*bones, strict=True))
-    owner = a // (num_joints // persons)
-    person = (owner[:, None] == np.arange(persons)).astype(np.float64)
-    for array in (a, b, owner, person):
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The bones sorted by person (stably): their first and second joints, each one's position
+    among the persons that have bones, the first bone of each such person, and where each bone
+    of `bones` is among the sorted ones. The same for every request of a layout, so made
+    once."""
+    first, second = (np.asarray(ends, dtype=np.int64) for ends in zip(*bones, strict=True))
+    person = first // (num_joints // persons)
+    by_person = np.argsort(person, kind="stable")
+    _, starts, owner = np.unique(person[by_person], return_index=True, return_inverse=True)
+    order = np.argsort(by_person)
+    index = (first[by_person], second[by_person], owner, starts, order)
+    for array in index:
         array.flags.writeable = False
-    return a, b, owner, person
+    return index
 
 
 def _median_over_frames(shares: np.ndarray) -> np.ndarray:
