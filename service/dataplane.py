@@ -79,6 +79,7 @@ class DataPlane:
             metrics,
             lambda: metrics.active,
             self.describe,
+            host.network,
         )
 
     async def infer(self, request: InferenceRequest) -> Answer:
@@ -104,19 +105,19 @@ class DataPlane:
             self.batcher.flush_if_idle()
 
     async def _infer(self, request: InferenceRequest) -> Answer:
-        host = self.host
+        host, metrics = self.host, self.metrics
         choice = resolve(request.ask, host.policy, host.table.measured(), len(request.sequences))
         decoded = time.perf_counter()
         await asyncio.sleep(0)  # let queued requests start, so the in-flight count sees them
-        choice = degrade(choice, host.policy, self.metrics.active)
+        choice = degrade(choice, host.policy, metrics.active)
+        run = await self.batcher.run(choice.key, request.sequences)
+        served = run.served
         if choice.degraded_from is not None:
-            self.metrics.degraded.labels(self.metrics.label(choice.rate)).inc()
-        served, hit, derive_s = host.network(choice.key)
-        run = await self.batcher.run(served, request.sequences)
+            metrics.degraded.labels(metrics.label(choice.rate)).inc()
         # Per request, the duration of the call that served it (a batch's, once per request in
         # it): the count stays the request count and live_p50 a request's view.
-        self.metrics.inference_duration.labels(
-            self.metrics.label(served.key.rate), served.runner.backend
+        metrics.inference_duration.labels(
+            metrics.label(served.key.rate), served.runner.backend
         ).observe(run.inference_s)
         host.record_observed(served)
         return Answer(
@@ -125,9 +126,9 @@ class DataPlane:
             choice=choice,
             served=served,
             tier=host.tier_of(served.key),
-            cache_hit=hit,
+            cache_hit=run.cache_hit,
             prepare_s=decoded - request.started + run.describe_s,
-            derive_s=derive_s,
+            derive_s=run.derive_s,
             inference_s=run.inference_s,
         )
 

@@ -161,8 +161,19 @@ class Doubling:
         return 0
 
 
-def served(runner: Doubling) -> Served:
-    return Served(runner, None, RateKey.of(0.5, "prior"))  # type: ignore[arg-type]
+KEY = RateKey.of(0.5, "prior")
+
+
+def network(runner: Doubling, looked_up: list | None = None):
+    """A `Network` that serves every key with `runner`, recording the keys looked up."""
+    served = Served(runner, None, KEY)  # type: ignore[arg-type]
+
+    def lookup(key: RateKey) -> tuple[Served, bool, float]:
+        if looked_up is not None:
+            looked_up.append(key)
+        return served, True, 0.0
+
+    return lookup
 
 
 def rows(*values: float) -> np.ndarray:
@@ -176,14 +187,13 @@ def as_descriptors(sequences) -> tuple[np.ndarray, list[list]]:
 
 def test_batch_runs_when_full_or_at_its_delay():
     runner = Doubling()
-    net = served(runner)
 
     async def scenario() -> tuple[list, float]:
         # Ten requests in flight elsewhere: only the size or the delay runs a batch.
-        batcher = Batcher(3, 0.05, Metrics(), lambda: 10, as_descriptors)
+        batcher = Batcher(3, 0.05, Metrics(), lambda: 10, as_descriptors, network(runner))
         t0 = time.perf_counter()
-        full = await asyncio.gather(batcher.run(net, rows(1, 2)), batcher.run(net, rows(3)))
-        waited = await asyncio.gather(batcher.run(net, rows(4)), batcher.run(net, rows(5)))
+        full = await asyncio.gather(batcher.run(KEY, rows(1, 2)), batcher.run(KEY, rows(3)))
+        waited = await asyncio.gather(batcher.run(KEY, rows(4)), batcher.run(KEY, rows(5)))
         return [*full, *waited], time.perf_counter() - t0
 
     runs, elapsed = asyncio.run(scenario())
@@ -196,20 +206,19 @@ def test_batch_runs_when_full_or_at_its_delay():
 
 def test_a_failed_call_fails_its_batch_and_a_cancelled_request_is_left_out():
     runner = Doubling()
-    net = served(runner)
 
     async def scenario() -> list:
         in_flight = [3]
-        batcher = Batcher(8, 5.0, Metrics(), lambda: in_flight[0], as_descriptors)
-        first = asyncio.ensure_future(batcher.run(net, rows(1)))
-        gone = asyncio.ensure_future(batcher.run(net, rows(2)))
+        batcher = Batcher(8, 5.0, Metrics(), lambda: in_flight[0], as_descriptors, network(runner))
+        first = asyncio.ensure_future(batcher.run(KEY, rows(1)))
+        gone = asyncio.ensure_future(batcher.run(KEY, rows(2)))
         await asyncio.sleep(0)
         gone.cancel()  # its client went away
         await asyncio.sleep(0)
         in_flight[0] = 2  # ... and it left the data plane
-        out = [await asyncio.gather(first, batcher.run(net, rows(3)))]
-        bad = batcher.run(net, rows(float("nan")))
-        good = batcher.run(net, rows(4))
+        out = [await asyncio.gather(first, batcher.run(KEY, rows(3)))]
+        bad = batcher.run(KEY, rows(float("nan")))
+        good = batcher.run(KEY, rows(4))
         out.append(await asyncio.gather(bad, good, return_exceptions=True))
         return out
 
@@ -224,9 +233,8 @@ def test_a_lone_request_does_not_wait(delay):
     runner = Doubling()
 
     async def scenario():
-        return await Batcher(32, delay, Metrics(), lambda: 1, as_descriptors).run(
-            served(runner), rows(7)
-        )
+        batcher = Batcher(32, delay, Metrics(), lambda: 1, as_descriptors, network(runner))
+        return await batcher.run(KEY, rows(7))
 
     run = asyncio.run(scenario())
     assert run.queue_s < 0.05 and runner.calls == [1]
@@ -235,8 +243,8 @@ def test_a_lone_request_does_not_wait(delay):
 
 def test_a_refused_request_in_a_batch_is_refused_alone_and_the_others_run():
     runner = Doubling()
-    net = served(runner)
     described: list[int] = []
+    looked_up: list[RateKey] = []
 
     def prepare(sequences):
         described.append(len(sequences))
@@ -246,9 +254,9 @@ def test_a_refused_request_in_a_batch_is_refused_alone_and_the_others_run():
         return as_descriptors(sequences)
 
     async def scenario() -> list:
-        batcher = Batcher(8, 5.0, Metrics(), lambda: 3, prepare)
+        batcher = Batcher(8, 5.0, Metrics(), lambda: 3, prepare, network(runner, looked_up))
         todo = [rows(1), rows(2, -1), rows(3, 4)]
-        return await asyncio.gather(*(batcher.run(net, r) for r in todo), return_exceptions=True)
+        return await asyncio.gather(*(batcher.run(KEY, r) for r in todo), return_exceptions=True)
 
     first, refused, last = asyncio.run(scenario())
     # Described together first; on the refusal, each request alone; one call for the others.
@@ -257,3 +265,51 @@ def test_a_refused_request_in_a_batch_is_refused_alone_and_the_others_run():
     np.testing.assert_array_equal(first.logits, [[2, 2]])
     np.testing.assert_array_equal(last.logits, [[6, 6], [8, 8]])
     assert first.warnings == [[]] and len(last.warnings) == 2
+    assert looked_up == [KEY]  # once for the batch's call
+
+
+def test_a_batch_refused_whole_looks_no_network_up():
+    runner = Doubling()
+    looked_up: list[RateKey] = []
+
+    def refuse(sequences):
+        raise BadShapeError("sequence 0: refused")
+
+    async def scenario() -> list:
+        batcher = Batcher(8, 5.0, Metrics(), lambda: 2, refuse, network(runner, looked_up))
+        todo = [batcher.run(KEY, rows(1)), batcher.run(KEY, rows(2))]
+        return await asyncio.gather(*todo, return_exceptions=True)
+
+    assert all(isinstance(r, BadShapeError) for r in asyncio.run(scenario()))
+    assert looked_up == [] and runner.calls == []  # a refused request derives nothing
+
+
+def test_a_refused_request_derives_no_network_and_is_not_counted_degraded(
+    synthetic_store, tmp_path
+):
+    # Every joint at one point, at rates no tier serves; three allowed to degrade under load.
+    bad = {"sequences": [[[[0.5, 0.5, 0.5]] * 30] * 12], "rate": 0.77, "allow_degrade": True}
+
+    async def scenario() -> tuple[list[int], str]:
+        settings = Settings(
+            model_path=synthetic_store,
+            tier_dir=tmp_path / "tiers",
+            onnx_tiers=False,
+            degrade_in_flight=1,
+        )
+        app = create_app(settings)
+        app.state.host.prepare_tiers()
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://mrmp") as client:
+            together = [client.post("/v1/classify", json=bad) for _ in range(3)]
+            answers = await asyncio.gather(*together)
+            alone = await client.post("/v1/classify", json={**bad, "rate": 0.78})
+            statuses = [r.status_code for r in [*answers, alone]]
+            return statuses, (await client.get("/metrics")).text
+
+    statuses, text = asyncio.run(scenario())
+    assert statuses == [422] * 4
+    found = families(text)
+    derivations = found["mrmp_derivation_duration_seconds"].samples
+    assert sum(s.value for s in derivations if s.name.endswith("_count")) == 0
+    assert sum(s.value for s in found["mrmp_degraded_requests"].samples) == 0
