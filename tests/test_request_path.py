@@ -201,6 +201,16 @@ def test_the_request_path_benchmark_measures_every_stage(synthetic_store, tmp_pa
         assert stages and all(us > 0 for us in stages.values()), body
 
 
+def test_a_sequences_shares_do_not_depend_on_its_batch_or_dtype():
+    # A V2 FP32 tensor's sequences may share a batch with v1's float64 ones.
+    x = np.random.default_rng(3).standard_normal((9, 30, 3)).astype(np.float32)
+    y = np.random.default_rng(4).standard_normal((12, 30, 3))
+    bones = [(0, 1), (1, 2), (15, 16), (16, 17)]
+    alone = bone_shares_batch([x], bones, 30, 2)
+    np.testing.assert_array_equal(bone_shares_batch([x, y], bones, 30, 2)[:1], alone)
+    np.testing.assert_array_equal(bone_shares(x.astype(np.float64), bones, 30, 2), alone[0])
+
+
 @pytest.mark.parametrize("frames", [1, 2, 7, 45, 46])
 def test_the_shares_are_the_median_over_frames_odd_or_even(frames):
     x = np.random.default_rng(frames).standard_normal((frames, 30, 3))

@@ -259,6 +259,12 @@ def test_descriptor_velocity_of_linear_motion() -> None:
 def test_descriptor_rejects_overflow() -> None:
     with pytest.raises(SkeletonError, match="too large"):
         describe(np.full((2, 3, 3), 1e200) * np.arange(2)[:, None, None], DescriptorConfig())
+    # Centred on the origin, the mean stays finite but the spread overflows: refused too, not
+    # scaled to zeros.
+    x = np.random.default_rng(0).standard_normal((10, 30, 3))
+    x -= x.mean(axis=(0, 1))
+    with pytest.raises(SkeletonError, match="too large"):
+        describe(x * 1e155, DescriptorConfig())
 
 
 def test_descriptor_rejects_a_spread_too_small_to_normalize_but_scales_any_other() -> None:

@@ -38,10 +38,13 @@ def bone_shares(
 def bone_shares_batch(
     xs: Sequence[np.ndarray], bones: Sequence[tuple[int, int]], num_joints: int, persons: int
 ) -> np.ndarray:
-    """(S, B) float64: `bone_shares` of each of S (T_s, J, 3) float64 sequences (frame counts
-    may differ), computed over all their frames at once."""
+    """(S, B) float64: `bone_shares` of each of S (T_s, J, 3) sequences (frame counts may
+    differ), computed in float64 over all their frames at once. A person's shares are NaN
+    where its own bone lengths are not finite; the other persons' are unaffected."""
     a, b, owner, starts, order = _bone_index(tuple(map(tuple, bones)), num_joints, persons)
-    x = np.concatenate(xs) if len(xs) > 1 else xs[0]
+    # float64 whatever the input's type, so that a sequence's shares do not depend on the
+    # sequences it is measured with (np.concatenate would upcast float32 beside float64).
+    x = np.concatenate(xs, dtype=np.float64) if len(xs) > 1 else np.asarray(xs[0], np.float64)
     # Each bone's two ends as rows of the (T * J, 3) points: numpy's take of whole rows is 3x
     # faster than of the joint axis of (T, J, 3) (x.take(a, axis=1)) on a batch's frames.
     first = np.arange(0, x.shape[0] * num_joints, num_joints)[:, None]
