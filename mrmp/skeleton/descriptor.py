@@ -14,7 +14,6 @@ from typing import Any
 import numpy as np
 
 _EPS = 1e-12
-_OVERFLOW = "sequence values are too large to normalize (overflow)"
 # The smallest spread whose square (the variance) is a normal float64.
 _SMALLEST_SPREAD = float(np.sqrt(np.finfo(np.float64).tiny))
 
@@ -379,9 +378,6 @@ def _describe_valid(xs: list[np.ndarray], config: DescriptorConfig) -> np.ndarra
             except SkeletonError as e:
                 refused.append((int(b), e))
                 break
-        # A spread that overflows (points of about 1e154 and beyond) would scale to zeros.
-        for b in np.flatnonzero(np.isinf(rms))[:1]:
-            refused.append((int(b), SkeletonOverflowError(_OVERFLOW)))
         inv = (scale[:, None] / at.counts).reshape(B, M, 1, 1)
         # Chunk means are linear in x, so normalize the small (B*M, J, 3) sums, not the whole
         # array.
@@ -401,9 +397,11 @@ def _describe_valid(xs: list[np.ndarray], config: DescriptorConfig) -> np.ndarra
         for k, part in enumerate(parts):
             blocks[:, :, k] = part.transpose(0, 2, 1, 3)
         out = blocks.reshape(B, J, -1)
-    finite = np.isfinite(out).all(axis=(1, 2))
-    if not finite.all():  # finite but huge inputs (e.g. 1e200) overflow
-        error = SkeletonOverflowError(_OVERFLOW)
+    # Finite but huge inputs (e.g. 1e200) overflow; a spread that overflows (centred points of
+    # about 1e154) would scale the sequence to zeros, so it counts too.
+    finite = np.isfinite(out).all(axis=(1, 2)) & np.isfinite(rms)
+    if not finite.all():
+        error = SkeletonOverflowError("sequence values are too large to normalize (overflow)")
         refused.append((int(np.flatnonzero(~finite)[0]), error))
     if refused:
         raise _RefusedError(*min(refused, key=lambda r: r[0]))
