@@ -278,49 +278,70 @@ def position(where: str, levels: Sequence[str], index: Sequence[int]) -> str:
 
 def _first_fault(value: Any, where: str, levels: Sequence[str]) -> str | None:
     """Why nested lists are not a regular array of numbers with one dimension per level,
-    at the first position where they are not (walked in order; only on refusal); None when
-    they are."""
+    at the first position where they are not (walked in order, a list of plain numbers checked
+    at once); None when they are."""
     lengths: list[int | None] = [None] * len(levels)
     form = f"{where} must be {' x '.join(_plural(level) for level in levels)}"
     stack: list[tuple[Any, tuple[int, ...]]] = [(value, ())]
     while stack:
         node, index = stack.pop()
         depth = len(index)
-        at = position(where, levels, index)
-        # As the body spells it: null, true, false; anything else as Python shows it.
-        shown = orjson.dumps(node).decode() if node is None or isinstance(node, bool) else None
-        shown = shown or repr(node)[:40]
+        # The position and the node in words are made only for a fault.
         if depth == len(levels):
             if isinstance(node, list):
                 extra = 0
                 while isinstance(node, list) and node:
                     node, extra = node[0], extra + 1
                 return (
-                    f"{at}: nested too deep: a list {extra} level(s) deep where a number "
-                    f"belongs ({form}, {len(levels)} levels)"
+                    f"{position(where, levels, index)}: nested too deep: a list {extra} "
+                    f"level(s) deep where a number belongs ({form}, {len(levels)} levels)"
                 )
             if isinstance(node, bool) or not isinstance(node, int | float):
-                return f"{at}: {shown} is not a number ({where} must hold only numbers)"
+                return (
+                    f"{position(where, levels, index)}: {_shown(node)} is not a number "
+                    f"({where} must hold only numbers)"
+                )
             if isinstance(node, int) and abs(node) > sys.float_info.max:
-                return f"{at}: {shown} is too large for a coordinate"
+                return (
+                    f"{position(where, levels, index)}: {_shown(node)} is too large for a "
+                    "coordinate"
+                )
             continue
         if not isinstance(node, list):
             return (
-                f"{at}: nested too shallow: {shown} where a list of {_plural(levels[depth])} "
-                f"belongs ({form}, {len(levels)} levels)"
+                f"{position(where, levels, index)}: nested too shallow: {_shown(node)} where a "
+                f"list of {_plural(levels[depth])} belongs ({form}, {len(levels)} levels)"
             )
         if not node:
-            return f"{at}: an empty list where {_plural(levels[depth])} belong ({form})"
+            return (
+                f"{position(where, levels, index)}: an empty list where "
+                f"{_plural(levels[depth])} belong ({form})"
+            )
         first = lengths[depth]
         if first is None:
             lengths[depth] = len(node)
         elif len(node) != first:
             return (
-                f"{at}: nested lists have different lengths: {len(node)} {_plural(levels[depth])} "
-                f"here, {first} in the first"
+                f"{position(where, levels, index)}: nested lists have different lengths: "
+                f"{len(node)} {_plural(levels[depth])} here, {first} in the first"
             )
+        if depth == len(levels) - 1 and all(map(_plain_number, node)):
+            continue  # a list of numbers as they should be: nothing to walk into
         stack.extend((child, (*index, i)) for i, child in reversed(list(enumerate(node))))
     return None
+
+
+def _plain_number(value: Any) -> bool:
+    """A float, or an int (not a bool) within a float's range: what a coordinate may be."""
+    kind = type(value)
+    return kind is float or (kind is int and abs(value) <= sys.float_info.max)
+
+
+def _shown(node: Any) -> str:
+    """A node as the body spells it: null, true, false; anything else as Python shows it."""
+    if node is None or isinstance(node, bool):
+        return orjson.dumps(node).decode()
+    return repr(node)[:40]
 
 
 def check_count(n: int, limit: int) -> None:
