@@ -29,7 +29,7 @@ from service.errors import (
 from service.host import ModelHost
 from service.http_methods import allow_header, serve_head_where_get
 from service.input_rules import InputRules
-from service.lifecycle import DRAINING
+from service.lifecycle import DRAINING, drain_on_signal
 from service.metrics import Metrics
 from service.responses import json_response
 from service.settings import Settings
@@ -73,6 +73,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
     metrics = Metrics(settings.rate_label_step)
     host = ModelHost(settings, metrics)
+    if settings.workers > 1 and threading.current_thread() is threading.main_thread():
+        drain_on_signal()  # a worker of `mrmp serve --workers N`: its supervisor says when
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

@@ -13,7 +13,7 @@ import uvicorn
 from pydantic import ValidationError
 
 from mrmp.store import StoreError, load_model
-from service.lifecycle import DrainingHttpToolsProtocol, GracefulServer
+from service.lifecycle import DrainingHttpToolsProtocol, DrainingMultiprocess, GracefulServer
 from service.settings import Settings
 
 
@@ -49,12 +49,13 @@ def serve_cmd(
         "timeout_graceful_shutdown": settings.graceful_timeout,
         "http": DrainingHttpToolsProtocol,
     }
-    app_factory = "service.app:create_app"
+    config = uvicorn.Config(
+        "service.app:create_app", factory=True, workers=settings.workers, **options
+    )
     if settings.workers > 1:
-        # uvicorn's supervisor passes SIGTERM on to the workers, which shut down as uvicorn does.
-        uvicorn.run(app_factory, factory=True, workers=settings.workers, **options)
+        # As uvicorn.run with workers, but the supervisor drains them first.
+        DrainingMultiprocess(config, [config.bind_socket()], settings.drain_seconds).run()
         return
-    config = uvicorn.Config(app_factory, factory=True, **options)
     GracefulServer(config, settings.drain_seconds).run()
 
 

@@ -18,6 +18,7 @@ import contextlib
 import ctypes
 import os
 import select
+import signal
 import socket
 import struct
 import sys
@@ -28,9 +29,12 @@ from types import FrameType
 
 import uvicorn
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+from uvicorn.supervisors import Multiprocess
 
 # Process-wide: set by the first termination signal, read by the readiness endpoints.
 DRAINING = threading.Event()
+# What the supervisor of several workers sends each of them to start draining (DRAINING).
+DRAIN_SIGNAL = signal.SIGUSR1
 
 # How long an idle connection may stay open at shutdown for a request already on its way.
 QUIET_S = 0.5
@@ -53,15 +57,17 @@ def refuse_new_connections(listener: socket.socket) -> None:
         sock.setsockopt(socket.SOL_SOCKET, _SO_ATTACH_FILTER, fprog)
 
 
+def _accept_queue_empty(listeners: Iterable[socket.socket]) -> bool:
+    """Whether no listener has a connection waiting to be accepted."""
+    fds = [s.fileno() for s in listeners]
+    return not fds or not select.select(fds, [], [], 0)[0]
+
+
 async def accept_queue_emptied(listeners: Iterable[socket.socket], timeout: float) -> None:
     """Return once no listener has a connection waiting to be accepted (the event loop accepts
     them meanwhile), or after `timeout` seconds."""
-    fds = [s.fileno() for s in listeners]
     deadline = time.monotonic() + timeout
-    while fds and time.monotonic() < deadline:
-        waiting, _, _ = select.select(fds, [], [], 0)
-        if not waiting:
-            return
+    while not _accept_queue_empty(listeners) and time.monotonic() < deadline:
         await asyncio.sleep(0.005)
 
 
@@ -126,3 +132,55 @@ class GracefulServer(uvicorn.Server):
             # uvicorn re-raises the caught signal after shutting down, so the process would
             # die of it; a shutdown that completed is a success: exit 0.
             self._captured_signals.clear()
+
+
+def drain_on_signal() -> None:
+    """In a worker of several (its main thread): the supervisor's DRAIN_SIGNAL sets DRAINING,
+    so the worker reports not ready while it keeps serving."""
+    signal.signal(DRAIN_SIGNAL, lambda sig, frame: DRAINING.set())
+
+
+class DrainingMultiprocess(Multiprocess):
+    """uvicorn's supervisor of several workers, shutting down as `GracefulServer` does: on the
+    first SIGTERM (or SIGINT) every worker reports not ready (DRAIN_SIGNAL) and keeps serving
+    for `drain_seconds`; then the shared listener drops new handshakes, the workers accept its
+    queue, and they are stopped (SIGTERM: each answers what it accepted, as uvicorn does, its
+    idle connections closed by `DrainingHttpToolsProtocol`). A second signal stops them at
+    once. No worker is replaced while draining."""
+
+    def __init__(self, config: uvicorn.Config, sockets: list[socket.socket], drain_seconds: float):
+        super().__init__(config, sockets)
+        self.drain_seconds = drain_seconds
+        self.draining = threading.Event()
+        # Inherited by the workers: one still starting ignores it, until its app listens.
+        signal.signal(DRAIN_SIGNAL, signal.SIG_IGN)
+
+    def handle_term(self) -> None:
+        self._drain()
+
+    def handle_int(self) -> None:
+        self._drain()
+
+    def keep_subprocess_alive(self) -> None:
+        if not self.draining.is_set():
+            super().keep_subprocess_alive()
+
+    def _drain(self) -> None:
+        if self.draining.is_set():
+            self.should_exit.set()  # a second signal: stop now
+            return
+        self.draining.set()
+        for process in self.processes:
+            with contextlib.suppress(ProcessLookupError, TypeError):  # gone, or never started
+                os.kill(process.pid, DRAIN_SIGNAL)
+        timer = threading.Timer(self.drain_seconds, self._stop_accepting)
+        timer.daemon = True
+        timer.start()
+
+    def _stop_accepting(self) -> None:
+        for listener in self.sockets:
+            refuse_new_connections(listener)
+        deadline = time.monotonic() + ACCEPT_QUEUE_S
+        while not _accept_queue_empty(self.sockets) and time.monotonic() < deadline:
+            time.sleep(0.005)
+        self.should_exit.set()

@@ -124,8 +124,14 @@ def test_sixteen_concurrent_requests_derive_a_new_rate_once(server):
     assert _misses(url) == before + 1
 
 
-def test_sigterm_drains_then_exits_0_without_dropping_accepted_requests(synthetic_store, tmp_path):
-    url, _, proc = start_server(synthetic_store, tmp_path, env={"MRMP_DRAIN_SECONDS": "1.5"})
+@pytest.mark.parametrize("worker_args", [(), ("--workers", "2")], ids=["one", "two workers"])
+def test_sigterm_drains_then_exits_0_without_dropping_accepted_requests(
+    synthetic_store, tmp_path, worker_args
+):
+    """With several workers, their supervisor has each of them drain (DrainingMultiprocess)."""
+    url, _, proc = start_server(
+        synthetic_store, tmp_path, *worker_args, env={"MRMP_DRAIN_SECONDS": "1.5"}
+    )
     statuses: list[int] = []
     stop = threading.Event()
 
@@ -138,20 +144,25 @@ def test_sigterm_drains_then_exits_0_without_dropping_accepted_requests(syntheti
                 except httpx.TransportError:  # the listener closed: not accepted, not dropped
                     time.sleep(0.01)
 
-    workers = [threading.Thread(target=load) for _ in range(4)]
-    for w in workers:
-        w.start()
-    time.sleep(0.3)
-    proc.send_signal(signal.SIGTERM)
-    time.sleep(0.3)
-    # Draining: not ready (so balancers stop routing here), still alive and serving.
-    assert httpx.get(f"{url}/v2/health/ready").status_code == 503
-    assert httpx.get(f"{url}/v2/health/live").status_code == 200
-    served_while_draining = len(statuses)
-    assert proc.wait(timeout=30) == 0
-    stop.set()
-    for w in workers:
-        w.join()
+    clients = [threading.Thread(target=load) for _ in range(4)]
+    for c in clients:
+        c.start()
+    try:
+        time.sleep(0.3)
+        proc.send_signal(signal.SIGTERM)
+        # Draining: not ready (so balancers stop routing here), still alive and serving. The
+        # supervisor of several workers handles signals every 0.5 s.
+        deadline = time.monotonic() + 1.0
+        while httpx.get(f"{url}/v2/health/ready").status_code != 503:
+            assert time.monotonic() < deadline, "still ready 1 s after SIGTERM"
+            time.sleep(0.05)
+        assert httpx.get(f"{url}/v2/health/live").status_code == 200
+        served_while_draining = len(statuses)
+        assert proc.wait(timeout=30) == 0
+    finally:
+        stop.set()
+        for c in clients:
+            c.join()
     assert len(statuses) > served_while_draining > 0
     assert set(statuses) == {200}
 
@@ -174,11 +185,15 @@ def _post_on_a_new_connection(port: int, body: bytes) -> str:
         return answer.split(b" ")[1].decode() if answer else "dropped"
 
 
-@pytest.mark.parametrize("connections", [16, 64])
-def test_sigterm_under_load_drops_no_request_that_was_sent(synthetic_store, tmp_path, connections):
+@pytest.mark.parametrize(
+    ("connections", "worker_args"), [(16, ()), (64, ()), (16, ("--workers", "2"))]
+)
+def test_sigterm_under_load_drops_no_request_that_was_sent(
+    synthetic_store, tmp_path, connections, worker_args
+):
     """Default settings, SIGTERM while clients post, a new connection per request: a client is
     refused a connection or answered, never reset after sending."""
-    _, port, proc = start_server(synthetic_store, tmp_path)
+    _, port, proc = start_server(synthetic_store, tmp_path, *worker_args)
     body = json.dumps({"sequences": [sequence(frames=4)], "rate": 0.6}).encode()
     outcomes: list[str] = []
     stop = threading.Event()
@@ -192,13 +207,15 @@ def test_sigterm_under_load_drops_no_request_that_was_sent(synthetic_store, tmp_
     clients = [threading.Thread(target=load) for _ in range(connections)]
     for c in clients:
         c.start()
-    time.sleep(1.0)
-    proc.send_signal(signal.SIGTERM)
-    assert proc.wait(timeout=60) == 0
-    time.sleep(0.2)
-    stop.set()
-    for c in clients:
-        c.join()
+    try:
+        time.sleep(1.0)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=60) == 0
+        time.sleep(0.2)
+    finally:
+        stop.set()
+        for c in clients:
+            c.join()
     assert "dropped" not in outcomes, Counter(outcomes)
     assert set(outcomes) <= {"200", "refused"}, Counter(outcomes)
     assert outcomes.count("200") >= connections
