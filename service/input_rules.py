@@ -20,8 +20,9 @@ import numpy as np
 
 from mrmp.manifest import Manifest
 from mrmp.skeleton import missing
+from mrmp.skeleton.descriptor import NonFiniteSkeletonError, check_finite
 from mrmp.skeleton.proportions import bone_name, bone_shares_batch, person_bones
-from service.errors import ApiError, NoSkeletonError, TooShortError
+from service.errors import ApiError, NonFiniteError, NoSkeletonError, TooShortError
 from service.settings import Settings
 
 InputWarning = dict[str, object]
@@ -97,8 +98,9 @@ class InputRules:
 
     def apply_all(self, sequences: Sequence[np.ndarray]) -> MadeWhole:
         """The sequences made whole, each ((T', J, 3), T' <= T) with its warnings, up to the
-        first one refused (NoSkeletonError: nothing observed; TooShortError: refuse_short),
-        which `MadeWhole.refusal` holds, naming its index; a sequence not of the layout's
+        first one refused (NoSkeletonError: nothing observed; NonFiniteError: NaN or Inf as
+        sent, NaN allowed when missing; TooShortError: refuse_short), which `MadeWhole.refusal`
+        holds, naming its index; a sequence not of the layout's
         (T, J, 3) shape is kept as it is, for the descriptor to refuse. The proportions of
         all of them are measured at once (`bone_shares_batch`)."""
         wholes: list[np.ndarray] = []
@@ -108,7 +110,7 @@ class InputRules:
         for index, seq in enumerate(sequences):
             try:
                 whole, warned, report = self._made_whole(seq, index)
-            except (NoSkeletonError, TooShortError) as e:
+            except (NoSkeletonError, NonFiniteError, TooShortError) as e:
                 refusal = e
                 break
             if report is not None:
@@ -134,6 +136,10 @@ class InputRules:
         joints = len(self.joint_names)
         if seq.ndim != 3 or seq.shape[0] == 0 or seq.shape[1:] != (joints, 3):
             return seq, [], None
+        try:  # on the sequence as sent: filling moves values and frames
+            check_finite(seq, nan_allowed=self.nan_is_missing)
+        except NonFiniteSkeletonError as e:
+            raise NonFiniteError(f"sequence {index}: {e}") from None
         try:
             x, report = missing.fill_missing(seq, self.persons, self.bones, self.nan_is_missing)
         except missing.NoSkeletonError as e:

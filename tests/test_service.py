@@ -148,6 +148,23 @@ def test_non_finite_values_are_named(client):
     assert r.status_code == 422 and "NaN or Inf" in r.json()["error"]
 
 
+def test_non_finite_values_are_named_where_they_were_sent(client):
+    """Missing joints are filled after the check, so the position and the count are those of
+    the body: frames 0-1 empty (dropped), joint 7 missing in frame 2 (interpolated)."""
+    frames = np.asarray(sequence(frames=12))
+    frames[:2] = 0.0
+    frames[2, 7] = 0.0
+    frames[3, 7, 1] = np.nan
+    frames[6, 20, 2] = np.inf
+    text = json.dumps({"sequences": [sequence(), frames.tolist()]})
+    r = client.post("/v1/classify", content=text.replace("Infinity", "1e999"))
+    assert r.status_code == 422, r.text
+    assert r.json()["error"].startswith(
+        "sequence 1: sequence contains NaN or Inf in 2 value(s); first at frame 3, joint 7, "
+        "coordinate y (nan)"
+    )
+
+
 def test_limits_on_frames_sequences_and_body(synthetic_store, tmp_path):
     with ready_client(
         synthetic_store,

@@ -175,15 +175,23 @@ def _validate(sequence: Any, num_joints: int | None) -> np.ndarray:
         raise SkeletonShapeError(f"sequence has no frames (shape {x.shape})")
     if x.shape[1] == 0:
         raise SkeletonShapeError(f"sequence has no joints (shape {x.shape})")
-    finite = np.isfinite(x)
-    if not finite.all():
-        bad = np.argwhere(~finite)
-        t, j, c = bad[0]
+    check_finite(x)
+    return x
+
+
+def check_finite(x: np.ndarray, nan_allowed: bool = False) -> None:
+    """Raise NonFiniteSkeletonError, naming how many values and the first one's frame, joint and
+    coordinate, when the (T, J, 3) `x` holds NaN or Inf (Inf only, when `nan_allowed`)."""
+    bad = ~np.isfinite(x)
+    if nan_allowed:
+        bad &= ~np.isnan(x)
+    if bad.any():
+        where = np.argwhere(bad)
+        t, j, c = where[0]
         raise NonFiniteSkeletonError(
-            f"sequence contains NaN or Inf in {len(bad)} value(s); first at frame {t}, "
+            f"sequence contains NaN or Inf in {len(where)} value(s); first at frame {t}, "
             f"joint {j}, coordinate {'xyz'[c]} ({x[t, j, c]})"
         )
-    return x
 
 
 @dataclass(frozen=True)
