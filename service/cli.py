@@ -11,9 +11,11 @@ from typing import Annotated
 import typer
 import uvicorn
 from pydantic import ValidationError
+from pydantic_settings import SettingsError
 
 from mrmp.store import StoreError, load_model
 from service.lifecycle import DrainingHttpToolsProtocol, DrainingMultiprocess, GracefulServer
+from service.policy import RatePolicy
 from service.settings import Settings
 
 
@@ -31,8 +33,9 @@ def serve_cmd(
     flags = {k: v for k, v in flags.items() if v is not None}
     try:
         settings = Settings(**flags)
-        load_model(settings.model_path)  # refuse a bad store here, with the file named
-    except (ValidationError, StoreError) as e:
+        _, manifest = load_model(settings.model_path)  # refuse a bad store, the file named
+        RatePolicy.of(settings, manifest.rate_range)  # tiers the model cannot serve
+    except (ValidationError, SettingsError, StoreError, ValueError) as e:
         typer.echo(f"mrmp serve: {e}", err=True)
         raise typer.Exit(2) from None
     # Workers build their app from the environment: hand the flags on through it.

@@ -122,7 +122,7 @@ class Settings(BaseSettings):
     graceful_timeout: float = Field(
         30.0, gt=0, description="after closing: seconds for the requests in flight to finish"
     )
-    log_level: str = "info"
+    log_level: Literal["critical", "error", "warning", "info", "debug", "trace"] = "info"
     access_log: bool = Field(False, description="one log line per request (costs throughput)")
 
     @model_validator(mode="after")

@@ -331,6 +331,30 @@ def test_serve_refuses_a_bad_store_at_start_naming_the_file(synthetic_store, tmp
     assert named in done.stderr and str(bad) in done.stderr
 
 
+@pytest.mark.parametrize(
+    ("env", "named"),
+    [
+        (
+            {"MRMP_TIERS": '{"balanced": 0.5, "fast": 0.995}'},
+            "tier 'fast' rate 0.995 is outside the model's range",
+        ),
+        ({"MRMP_TIERS": "notjson"}, "tiers"),
+        ({"MRMP_LOG_LEVEL": "verbose"}, "log_level"),
+    ],
+)
+def test_serve_refuses_bad_settings_at_start_in_one_message(synthetic_store, env, named):
+    mrmp = Path(sys.executable).with_name("mrmp")
+    done = subprocess.run(
+        [str(mrmp), "serve", "--model", str(synthetic_store), "--port", str(free_port())],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, **env},
+    )
+    assert done.returncode == 2, done.stderr
+    assert named in done.stderr and "Traceback" not in done.stderr
+
+
 def test_schemathesis_from_the_openapi_finds_no_server_error(server, tmp_path):
     """Schema-driven fuzzing of every operation of the running service: never a 5xx."""
     url, _, _ = server
