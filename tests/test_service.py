@@ -458,6 +458,7 @@ def test_metrics_stay_bounded_after_a_thousand_distinct_rates(synthetic_store, t
     # Tier rates are served by their tiers; every other distinct key is derived once.
     misses = len({round(r * 1000) for r in rates} - {500, 900, 980})
     assert events["miss"] == misses and events["eviction"] == misses - 8
+    assert events["hit"] + events["miss"] == 1000  # a tier's network is a hit too
     assert next(iter(families["mrmp_cache_entries"].samples)).value == 8
     observed = [s for s in families["mrmp_observed_rate"].samples]
     assert 1 <= len(observed) <= 8
