@@ -6,7 +6,6 @@ No HTTP here: the data plane asks the host for a network and runs it.
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import logging
 import threading
@@ -172,8 +171,8 @@ class ModelHost:
     # -- metrics of the served networks --------------------------------------------------------
 
     def record_observed(self, served: Served) -> None:
-        self.metrics.observed_rate.labels(self.metrics.label(served.key.rate), served.key.mode).set(
-            served.derivation.observed_rate
+        self.metrics.observed_rate.set(
+            self.metrics.label(served.key.rate), served.key.mode, served.derivation.observed_rate
         )
 
     def _evicted(self, key: RateKey) -> None:
@@ -182,8 +181,7 @@ class ModelHost:
         # Another cached rate may share the snapped label; keep the gauge while one does.
         same = (k for k in [*self.cache.snapshot(), *self.tiers] if k.mode == key.mode)
         if not any(self.metrics.label(k.rate) == label for k in same):
-            with contextlib.suppress(KeyError):
-                self.metrics.observed_rate.remove(label, key.mode)
+            self.metrics.observed_rate.remove(label, key.mode)
 
     def _cache_changed(self, entries: int, nbytes: int) -> None:
         self.metrics.cache_entries.set(entries)

@@ -7,12 +7,17 @@ clients send.
 
 from __future__ import annotations
 
+import json
 import math
 import os
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
+from prometheus_client.registry import Collector
 
 # With several worker processes, prometheus-client keeps every value in files under this
 # folder and /metrics merges them (its multiprocess mode); `mrmp serve --workers N` sets it.
@@ -154,13 +159,10 @@ class Metrics:
             registry=r,
             multiprocess_mode="livesum",
         )
-        self.observed_rate = Gauge(
-            "mrmp_observed_rate",
-            "Fraction of prunable weights pruned, per cached rate (snapped) and mode",
-            ["rate", "mode"],
-            registry=r,
-            multiprocess_mode="livemax",
+        self.observed_rate = ObservedRates(
+            Path(os.environ[MULTIPROC_ENV]) if multiprocess_mode() else None
         )
+        r.register(self.observed_rate)
 
     # Requests in flight in this process: the load signal for degradation.
     active: int = 0
@@ -172,9 +174,11 @@ class Metrics:
         """The Prometheus text of this process, or of all workers in multiprocess mode."""
         if not multiprocess_mode():
             return generate_latest(self.registry)
-        forget_dead_workers(Path(os.environ[MULTIPROC_ENV]))
+        directory = Path(os.environ[MULTIPROC_ENV])
+        forget_dead_workers(directory)
         merged = CollectorRegistry()
         MultiProcessCollector(merged)
+        merged.register(ObservedRates.of_workers(directory))
         return generate_latest(merged)
 
     def live_p50(self, rate: float) -> dict[str, float]:
@@ -194,6 +198,66 @@ class Metrics:
             if total > 0:
                 out[f"{backend}_live_p50"] = round(_quantile(pairs, 0.5 * total) * 1e3, 4)
         return out
+
+
+class ObservedRates(Collector):
+    """The gauge mrmp_observed_rate{rate, mode}: the observed rate of each network served and
+    not evicted since (a tier, a cached rate). A collector of its own, not a prometheus-client
+    Gauge, since with several workers (multiprocess mode) a Gauge cannot forget a series: here
+    each worker writes its networks' to a file of its own in `directory` when they change, and
+    a scrape merges the files of the live workers (`of_workers`)."""
+
+    NAME = "mrmp_observed_rate"
+    HELP = "Fraction of prunable weights pruned, per cached rate (snapped) and mode"
+
+    def __init__(self, directory: Path | None = None) -> None:
+        self.values: dict[tuple[str, str], float] = {}
+        self.path = directory / f"observed_rates_{os.getpid()}.json" if directory else None
+        self._lock = threading.Lock()  # the tiers are recorded from their preparing thread
+
+    def set(self, rate: str, mode: str, value: float) -> None:
+        if self.values.get((rate, mode)) != value:
+            with self._lock:
+                self.values[rate, mode] = value
+                self._save()
+
+    def remove(self, rate: str, mode: str) -> None:
+        with self._lock:
+            if self.values.pop((rate, mode), None) is not None:
+                self._save()
+
+    def _save(self) -> None:
+        if self.path is None:
+            return
+        partial = self.path.with_suffix(".tmp")
+        partial.write_text(json.dumps([[*key, value] for key, value in self.values.items()]))
+        partial.replace(self.path)  # a scrape reads the whole file, never part of it
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        family = GaugeMetricFamily(self.NAME, self.HELP, labels=["rate", "mode"])
+        with self._lock:
+            values = sorted(self.values.items())
+        for (rate, mode), value in values:
+            family.add_metric([rate, mode], value)
+        yield family
+
+    @classmethod
+    def of_workers(cls, directory: Path) -> ObservedRates:
+        """The networks of every live worker that wrote its file in `directory` (an observed
+        rate is the same in every worker); the files of workers gone are deleted."""
+        merged = cls()
+        for path in directory.glob("observed_rates_*.json"):
+            pid = path.stem.rpartition("_")[2]
+            if pid.isdigit() and not _alive(int(pid)):
+                path.unlink(missing_ok=True)
+                continue
+            try:
+                rows = json.loads(path.read_text())
+            except (FileNotFoundError, ValueError):  # gone meanwhile
+                continue
+            for rate, mode, value in rows:
+                merged.values[rate, mode] = value
+        return merged
 
 
 def _quantile(pairs: list[tuple[float, float]], rank: float) -> float:

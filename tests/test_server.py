@@ -274,6 +274,31 @@ def _live_gauges(url: str) -> dict[str, float]:
     return {f.name: sum(s.value for s in f.samples) for f in families if f.name in names}
 
 
+def _observed_rates(url: str) -> set[str]:
+    families = text_string_to_metric_families(httpx.get(f"{url}/metrics").text)
+    return {s.labels["rate"] for f in families if f.name == "mrmp_observed_rate" for s in f.samples}
+
+
+def test_two_workers_forget_the_observed_rate_of_an_evicted_network(synthetic_store, tmp_path):
+    """prometheus-client cannot remove a series in multiprocess mode: mrmp_observed_rate is the
+    networks each live worker holds (its tiers and cached rates), not every rate ever served."""
+    env = {"MRMP_CACHE_MAX_ENTRIES": "1"}
+    url, _, proc = start_server(synthetic_store, tmp_path, "--workers", "2", env=env)
+    try:
+        tiers = _observed_rates(url)
+        assert tiers == {"0.50", "0.90", "0.98"}
+        with httpx.Client() as http:
+            for rate in (0.61, 0.62, 0.63, 0.64, 0.65, 0.66):
+                body = {"sequences": [sequence(frames=4)], "rate": rate}
+                assert http.post(f"{url}/v1/classify", json=body).status_code == 200
+        for _ in range(4):  # each scrape lands on either worker: the same merged answer
+            cached = _observed_rates(url) - tiers
+            assert "0.66" in cached and len(cached) <= 2, cached  # one cached rate a worker
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=30)
+
+
 def test_replaced_workers_leave_no_live_gauges_behind(synthetic_store, tmp_path):
     """--workers 2: a worker killed and replaced takes its live gauges with it, so the cache
     gauges are the live workers' values (here: replace both, and they are a fresh server's)."""
