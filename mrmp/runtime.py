@@ -187,13 +187,11 @@ def build_runner(
 ) -> Runner:
     """The runner of a derived network, as the service builds it: each matrix on the kernel
     calibrated fastest for its density (`crossover`, from `calibrate`), or CSR at or below
-    `memory_density`; `crossover=None` (sparse kernels off) runs every matrix dense, on torch.
-    With `trunk_threads`, the network runs on the architecture's shared onnxruntime graphs
-    with that many threads, fc on CSR when it is among the sparse matrices (`mrmp.trunk`).
-    `layer_rates` is the Derivation's fraction pruned per matrix."""
-    if crossover is None:
-        return TorchRunner(net)
-    sparse = sparse_layers(layer_rates, crossover, memory_density)
+    `memory_density`; `crossover=None` (sparse kernels off) runs every matrix dense. With
+    `trunk_threads`, the network runs on the architecture's shared onnxruntime graphs with that
+    many threads, fc on CSR when it is among the sparse matrices (`mrmp.trunk`); without, on
+    torch. `layer_rates` is the Derivation's fraction pruned per matrix."""
+    sparse = set() if crossover is None else sparse_layers(layer_rates, crossover, memory_density)
     if trunk_threads is not None:
         from mrmp.trunk import SharedTrunkRunner  # mrmp.trunk builds on this module
 

@@ -117,7 +117,7 @@ class ModelHost:
     def _derive(self, key: RateKey) -> Served:
         """A rate's network as the cache serves it: on the architecture's shared onnxruntime
         graphs with its weights bound (no export per rate), fc on CSR when it is sparse
-        (mrmp.trunk), unless ONNX_TIERS or SPARSE_KERNELS is off (then on torch)."""
+        (mrmp.trunk), unless ONNX_TIERS is off (then on torch)."""
         net, info = self.index.derive(key.rate, key.mode)
         threads = self.settings.onnx_threads if self.settings.onnx_tiers else None
         runner = build_runner(
@@ -136,7 +136,7 @@ class ModelHost:
         other rate of the table, then report ready. A tier that cannot be prepared is served
         from the rate cache like any other rate; no failure keeps the others from being ready."""
         try:
-            if self.settings.onnx_tiers and self.crossover is not None:
+            if self.settings.onnx_tiers:
                 warm_sessions(self.model.config, self.settings.onnx_threads)
             preparer = TierPreparer(self.settings, self.version, self.input_shape, self._runner)
             for name, rate in self.policy.tiers.items():

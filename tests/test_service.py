@@ -165,6 +165,12 @@ def test_non_finite_values_are_named_where_they_were_sent(client):
     )
 
 
+def test_sparse_kernels_off_runs_cached_rates_dense_on_onnxruntime(synthetic_store, tmp_path):
+    with ready_client(synthetic_store, tmp_path, sparse_kernels=False) as c:
+        answer = c.post("/v1/classify", json={"sequences": [sequence()], "rate": 0.93}).json()
+    assert answer["backend"] == "onnxruntime-shared" and not answer["cache_hit"]
+
+
 def test_limits_on_frames_sequences_and_body(synthetic_store, tmp_path):
     with ready_client(
         synthetic_store,

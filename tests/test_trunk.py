@@ -69,7 +69,10 @@ def test_build_runner_uses_the_shared_graphs_when_asked(small_model):
     runner = build_runner(net, info.layer_rates, crossover, trunk_threads=1)
     assert isinstance(runner, SharedTrunkRunner) and runner.head.fc is not None
     assert isinstance(build_runner(net, info.layer_rates, crossover), SparseRunner)
-    assert isinstance(build_runner(net, info.layer_rates, None, trunk_threads=1), TorchRunner)
+    # Sparse kernels off: every matrix dense, still on the shared graphs when asked.
+    dense = build_runner(net, info.layer_rates, None, trunk_threads=1)
+    assert isinstance(dense, SharedTrunkRunner) and dense.head.fc is None
+    assert isinstance(build_runner(net, info.layer_rates, None), TorchRunner)
 
 
 def test_memory_is_the_bound_weights_and_the_csr_fc(small_model):
