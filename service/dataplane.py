@@ -117,7 +117,7 @@ class DataPlane:
         # Per request, the duration of the call that served it (a batch's, once per request in
         # it): the count stays the request count and live_p50 a request's view.
         metrics.inference_duration.labels(
-            metrics.label(served.key.rate), served.runner.backend
+            metrics.label(served.key.rate), served.key.mode, served.runner.backend
         ).observe(run.inference_s)
         host.record_observed(served)
         return Answer(

@@ -71,7 +71,9 @@ class ModelHost:
         self.class_names: list[str] = list(m.class_names)
         self.num_joints: int = self.model.config.num_joints
         self.policy = RatePolicy.of(settings, m.rate_range)
-        self.table = RateTable(m, self.index, self.model.config, self.policy.tiers)
+        self.table = RateTable(
+            m, self.index, self.model.config, self.policy.tiers, settings.tier_mode
+        )
         self.cache: RateCache[Served] = RateCache(
             settings.cache_max_entries,
             settings.cache_max_bytes,

@@ -99,8 +99,8 @@ class Metrics:
         self.inference_duration = Histogram(
             "mrmp_inference_duration_seconds",
             "Network execution time per request (of the batched call that served it), by "
-            "served rate (snapped) and backend",
-            ["rate", "backend"],
+            "served rate (snapped), mode and backend",
+            ["rate", "mode", "backend"],
             buckets=BUCKETS,
             registry=r,
         )
@@ -181,16 +181,23 @@ class Metrics:
         merged.register(ObservedRates.of_workers(directory))
         return generate_latest(merged)
 
-    def live_p50(self, rate: float) -> dict[str, float]:
-        """Median inference time (ms) per backend at this snapped rate, from the histogram
-        (interpolated within its bucket, as PromQL's histogram_quantile does)."""
+    def live_p50(self, rate: float, mode: str = "prior") -> dict[str, float]:
+        """Median inference time (ms) per backend at this rate and mode, from the histogram
+        (interpolated within its bucket, as PromQL's histogram_quantile does); none for a rate
+        off the label grid (its label is another rate's)."""
         label = self.label(rate)
+        if abs(float(label) - rate) > 1e-9:
+            return {}
         buckets: dict[str, list[tuple[float, float]]] = {}
         for metric in self.inference_duration.collect():
             for s in metric.samples:
-                if s.name.endswith("_bucket") and s.labels.get("rate") == label:
-                    le = float(s.labels["le"])
-                    buckets.setdefault(s.labels["backend"], []).append((le, s.value))
+                labels = s.labels
+                if s.name.endswith("_bucket") and (labels.get("rate"), labels.get("mode")) == (
+                    label,
+                    mode,
+                ):
+                    le = float(labels["le"])
+                    buckets.setdefault(labels["backend"], []).append((le, s.value))
         out = {}
         for backend, pairs in buckets.items():
             pairs.sort()

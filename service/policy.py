@@ -149,7 +149,9 @@ def _known_mode(asked: str | None) -> Mode | None:
 
 def rate_for(need: Need, rows: Sequence[RateRow], batch: int) -> float:
     """max_latency_ms: the least-pruned rate whose start-up compute time at `batch` fits the
-    budget; min_accuracy: the most-pruned rate whose evaluated accuracy meets the floor."""
+    budget; min_accuracy: the most-pruned rate whose evaluated accuracy meets the floor. Both
+    among the prior-mode rows (a need is served in prior mode)."""
+    rows = [r for r in rows if r.mode == "prior"]
     if need.name == "min_accuracy":
         fits = [r.rate for r in rows if r.accuracy is not None and r.accuracy >= need.value]
         if not fits:

@@ -1,6 +1,7 @@
-"""The rate table (GET /v1/rates, and what the rate policy chooses a need from): a row per tier
-and per evaluated rate (prior mode) with its accuracy, observed rate, kept parameters, FLOPs and
-the compute times measured on this machine at start-up."""
+"""The rate table (GET /v1/rates, and what the rate policy chooses a need from): a row per
+evaluated rate and per tier rate (prior mode), and with exact-mode tiers a row per tier in exact
+mode, the network that serves it; each with its accuracy, observed rate, kept parameters, FLOPs
+and the compute times measured on this machine at start-up."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ import numpy as np
 from mrmp.derive import MagnitudeIndex
 from mrmp.gcn import GCNConfig
 from mrmp.manifest import Manifest
-from mrmp.rates import RateKey, rate_key
+from mrmp.rates import Mode, RateKey, rate_key
 from mrmp.runtime import Runner, median_seconds
 
 # Compute times are measured at these batch sizes; other batches are interpolated between them.
@@ -42,7 +43,7 @@ def compute_ms(latency: Mapping[str, float] | None, batch: int) -> float | None:
 
 @dataclass(frozen=True)
 class RateRow:
-    """One rate of the table (prior mode). `accuracy` in percent from the manifest's evaluation
+    """One rate of the table, in `mode`. `accuracy` in percent from the manifest's evaluation
     (None where not evaluated); `latency_ms` the start-up compute times (None until timed)."""
 
     rate: float
@@ -52,10 +53,11 @@ class RateRow:
     kept_params: int
     flops: int
     latency_ms: dict[str, float] | None = None
+    mode: Mode = "prior"
 
     @property
     def key(self) -> RateKey:
-        return RateKey.of(self.rate, "prior")
+        return RateKey.of(self.rate, self.mode)
 
 
 @dataclass(frozen=True)
@@ -75,37 +77,41 @@ class RateTable:
         index: MagnitudeIndex,
         config: GCNConfig,
         tiers: Mapping[str, float],
+        tier_mode: Mode = "prior",
     ) -> None:
         self._manifest, self._index, self._config = manifest, index, config
-        self._tiers = dict(tiers)
+        self._tiers, self._tier_mode = dict(tiers), tier_mode
         self._timings: dict[RateKey, dict[str, float]] = {}
         self._tier_backends: dict[RateKey, TierBackends] = {}
         self._measured: list[RateRow] | None = None
 
     @functools.cached_property
     def rows(self) -> list[RateRow]:
-        """Every tier's rate and every evaluated rate within the model's range, sorted."""
-        evaluation = self._manifest.evaluated("prior")
+        """Every evaluated rate and every tier's rate within the model's range in prior mode,
+        sorted; then, with exact-mode tiers, each tier's rate in exact mode."""
         tiers = {round(r, 3): name for name, r in self._tiers.items()}
-        rates = sorted({round(float(k), 3) for k in evaluation} | set(tiers))
+        prior = sorted({round(float(k), 3) for k in self._manifest.evaluated("prior")} | set(tiers))
+        rows = [self._row(rate, "prior", tiers) for rate in prior]
+        if self._tier_mode != "prior":
+            rows += [self._row(rate, self._tier_mode, tiers) for rate in sorted(tiers)]
+        return [row for row in rows if row is not None]
+
+    def _row(self, rate: float, mode: Mode, tiers: dict[float, str]) -> RateRow | None:
         low, high = self._manifest.rate_range
-        rows = []
-        for rate in rates:
-            if not low <= rate <= high:
-                continue
-            info = self._index.derivation(rate, "prior")
-            ev = evaluation.get(rate_key(rate)) if abs(rate - round(rate, 2)) < 1e-9 else None
-            rows.append(
-                RateRow(
-                    rate=rate,
-                    tier=tiers.get(rate),
-                    accuracy=ev.accuracy if ev else None,
-                    observed_rate=round(info.observed_rate, 6),
-                    kept_params=info.kept_params,
-                    flops=info.flops(self._config),
-                )
-            )
-        return rows
+        if not low <= rate <= high:
+            return None
+        info = self._index.derivation(rate, mode)
+        evaluation = self._manifest.evaluated(mode)
+        ev = evaluation.get(rate_key(rate)) if abs(rate - round(rate, 2)) < 1e-9 else None
+        return RateRow(
+            rate=rate,
+            tier=tiers.get(rate) if mode == self._tier_mode else None,
+            accuracy=ev.accuracy if ev else None,
+            observed_rate=round(info.observed_rate, 6),
+            kept_params=info.kept_params,
+            flops=info.flops(self._config),
+            mode=mode,
+        )
 
     def is_timed(self, key: RateKey) -> bool:
         return key in self._timings
@@ -133,12 +139,16 @@ class RateTable:
             ]
         return self._measured
 
-    def answer(self, live_p50: Callable[[float], dict[str, float]]) -> list[dict[str, object]]:
+    def answer(
+        self, live_p50: Callable[[float, Mode], dict[str, float]]
+    ) -> list[dict[str, object]]:
         """The rows as GET /v1/rates shows them: the start-up timings with the live medians of
-        the inference histogram (`live_p50(rate)`), and for a tier its backend and candidates."""
+        the inference histogram (`live_p50(rate, mode)`: the traffic of the row's own rate label
+        in its mode; none where it is another rate's label), and for a tier its backend and
+        candidates."""
         out = []
         for row in self.rows:
-            latency = {**self._timings.get(row.key, {}), **live_p50(row.rate)}
+            latency = {**self._timings.get(row.key, {}), **live_p50(row.rate, row.mode)}
             tier = self._tier_backends.get(row.key)
             extra = asdict(tier) if tier is not None else {}
             out.append({**asdict(row), "latency_ms": latency or None, **extra})

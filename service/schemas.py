@@ -126,6 +126,7 @@ class ErrorBody(BaseModel):
 
 class TierRow(BaseModel):
     rate: float
+    mode: str = Field("prior", description="the threshold mode of the row's network")
     tier: str | None
     accuracy: float | None = Field(None, description="percent, from the manifest's evaluation")
     observed_rate: float | None

@@ -16,6 +16,7 @@ from mrmp.runtime import OnnxRunner, TorchRunner, export_onnx
 from mrmp.skeleton import describe_batch
 from mrmp.store import StoreError, load_model
 from service.app import create_app
+from service.metrics import Metrics
 from service.settings import Settings
 from tests.service_helpers import ready_client, sequence
 
@@ -99,6 +100,33 @@ def test_model_and_rates_describe_the_tiers(client, synthetic_store):
     kept = [rows[r]["kept_params"] for r in sorted(rows)]
     flops = [rows[r]["flops"] for r in sorted(rows)]
     assert kept == sorted(kept, reverse=True) and flops == sorted(flops, reverse=True)
+
+
+def test_exact_mode_tiers_have_rows_of_the_networks_that_serve_them(synthetic_store, tmp_path):
+    """The tier rows are the exact-mode networks (their backend, observed rate and timings);
+    the prior-mode rows stay for the needs; each row's live p50 is its own mode's traffic."""
+    with ready_client(synthetic_store, tmp_path, tier_mode="exact") as c:
+        for mode in ("exact", "prior", "prior"):  # the tier, then prior-mode requests at 0.5
+            body = {"sequences": [sequence()], "rate": 0.5, "mode": mode}
+            assert c.post("/v1/classify", json=body).status_code == 200
+        answer = classify(c, tier="accurate").json()
+        rows = c.get("/v1/rates").json()["rates"]
+    tiers = {r["tier"]: r for r in rows if r["tier"]}
+    assert {r["mode"] for r in tiers.values()} == {"exact"} and set(tiers) == {
+        "accurate",
+        "balanced",
+        "fast",
+    }
+    accurate = tiers["accurate"]
+    assert accurate["backend"] == answer["backend"] and accurate["candidates_ms"]
+    assert accurate["observed_rate"] == answer["observed_rate"]
+    prior = next(r for r in rows if r["rate"] == 0.5 and r["mode"] == "prior")
+    assert prior["tier"] is None and prior["latency_ms"]["compute_batch1_p50"] > 0
+    live = [k for k in accurate["latency_ms"] if k.endswith("_live_p50")]
+    assert live == [f"{answer['backend']}_live_p50"]  # the two prior requests are not in it
+    assert [k for k in prior["latency_ms"] if k.endswith("_live_p50")] == [
+        "onnxruntime-shared_live_p50"
+    ]
 
 
 # -- errors ------------------------------------------------------------------------------------
@@ -437,6 +465,16 @@ def test_v2_bad_requests(client, synthetic_store, patch, words):
 
 
 # -- metrics -----------------------------------------------------------------------------------
+
+
+def test_live_p50_is_a_rate_label_and_modes_own_traffic():
+    """A row's live median is the traffic of its own snapped label in its own mode: none for a
+    rate off the label grid (0.68 with a grid of 0.05 is 0.70's label), none across modes."""
+    metrics = Metrics(rate_step=0.05)
+    metrics.inference_duration.labels(metrics.label(0.7), "prior", "onnxruntime").observe(0.001)
+    assert set(metrics.live_p50(0.7, "prior")) == {"onnxruntime_live_p50"}
+    assert metrics.live_p50(0.68, "prior") == {}
+    assert metrics.live_p50(0.7, "exact") == {}
 
 
 def test_metrics_stay_bounded_after_a_thousand_distinct_rates(synthetic_store, tmp_path):
