@@ -178,9 +178,9 @@ def manifest_for(
     rates = cfg.rates if cfg.method != "dense" else (0.0,)
     train, _ = data.indices(test_fold)
     layout = ds.layout
-    shares = share_bounds(
-        [ds.sequences[i] for i in train], layout.bones, layout.joint_names, layout.persons
-    )
+    seen = [ds.sequences[i] for i in train]
+    shares = share_bounds(seen, layout.bones, layout.joint_names, layout.persons)
+    planar = all(not np.asarray(seq)[..., 2].any() for seq in seen)
     return {
         "name": name,
         "dataset": ds.name,
@@ -204,7 +204,7 @@ def manifest_for(
             },
         },
         "evaluation": evaluation,
-        "input_stats": {"bone_share": shares},
+        "input_stats": {"bone_share": shares, "planar": planar},
     }
 
 

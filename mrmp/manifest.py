@@ -96,9 +96,11 @@ class InputStats(_Model):
     """What training saw of the input, for the answers' warnings: per bone within one person,
     named by its joints ("A_HEAD-A_NECK"), the (low, high) range of its share of its person's
     summed bone length, each a median over a sequence's frames (mrmp/skeleton/proportions.py).
-    Bones not named are not checked."""
+    Bones not named are not checked. `planar`: every training coordinate's z was 0 (a 2D
+    tool's keypoints, docs/datasets.md), so a request's z must be 0 too."""
 
     bone_share: dict[str, tuple[float, float]]
+    planar: bool = False
 
     @field_validator("bone_share")
     @classmethod

@@ -60,6 +60,7 @@ class InputRules:
     nan_is_missing: bool
     declared: dict[str, str]  # the manifest's input contract: units, position, missing joints
     shares: ShareBounds | None = None
+    planar: bool = False  # trained on flat skeletons (z = 0): a request's z must be 0 too
 
     @classmethod
     def of(cls, manifest: Manifest, settings: Settings) -> InputRules:
@@ -84,6 +85,7 @@ class InputRules:
             nan_is_missing=settings.missing_nan,
             declared=manifest.input.model_dump(),
             shares=shares,
+            planar=stats is not None and stats.planar,
         )
 
     def public(self) -> dict[str, object]:
@@ -94,6 +96,11 @@ class InputRules:
             "min_frames": self.min_frames,
             "short_sequences": "refused (422)" if self.refuse_short else "answered with a warning",
             "nan_is_missing": self.nan_is_missing,
+            **(
+                {"depth": "z = 0: the model was trained on flat (2D) skeletons"}
+                if self.planar
+                else {}
+            ),
         }
 
     def apply_all(self, sequences: Sequence[np.ndarray]) -> MadeWhole:
@@ -145,6 +152,8 @@ class InputRules:
         except missing.NoSkeletonError as e:
             raise NoSkeletonError(f"sequence {index}: {e}") from None
         warnings = [] if report.complete else self._missing(report)
+        if self.planar:
+            warnings += self._depth(seq)
         frames = x.shape[0]
         if frames < self.min_frames:
             described = f"{frames} frame(s)" + (
@@ -167,6 +176,22 @@ class InputRules:
                 }
             )
         return x, warnings, report
+
+    @staticmethod
+    def _depth(seq: np.ndarray) -> list[InputWarning]:
+        """A model trained on flat skeletons (z = 0) has never seen depth: z changes the
+        descriptor's centre and spread, so such an answer is not one to trust."""
+        deep = int(np.count_nonzero(seq[..., 2]))
+        if not deep:
+            return []
+        return [
+            {
+                "code": "depth_not_trained",
+                "message": f"z is not 0 at {deep} of {seq.shape[0] * seq.shape[1]} joint(s): "
+                "the model was trained on flat (2D) skeletons, z = 0; send z = 0",
+                "points": deep,
+            }
+        ]
 
     def _missing(self, report: missing.MissingReport) -> list[InputWarning]:
         out: list[InputWarning] = []

@@ -67,7 +67,12 @@ class InputWarning(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     code: Literal[
-        "dropped_frames", "missing_persons", "missing_joints", "few_frames", "unusual_proportions"
+        "dropped_frames",
+        "missing_persons",
+        "missing_joints",
+        "few_frames",
+        "unusual_proportions",
+        "depth_not_trained",
     ]
     message: str
     dropped: int | None = Field(None, description="dropped_frames: frames with no joint seen")
@@ -80,6 +85,9 @@ class InputWarning(BaseModel):
         None, description="missing_joints: missing in some frames (interpolated)"
     )
     min_frames: int | None = Field(None, description="few_frames: the server's min_frames")
+    points: int | None = Field(
+        None, description="depth_not_trained: joints (frames x joints) sent with z not 0"
+    )
     bones: list[dict[str, Any]] | None = Field(
         None,
         description='unusual_proportions: {"bone", "share", "range"} of each bone whose share '

@@ -23,7 +23,7 @@ from mrmp.store import read_manifest
 from tests.conftest import needs_data
 from tests.service_helpers import ready_client
 from training.datasets import load_dataset, make_synthetic
-from training.datasets.folder import TEST_FOLD, TRAIN_FOLD
+from training.datasets.folder import TEST_FOLD, TRAIN_FOLD, read_dataset_folder
 from training.datasets.folder_writer import write_dataset_folder
 
 runner = CliRunner()
@@ -89,8 +89,25 @@ def test_train_data_records_the_folders_classes_layout_and_protocol(
     assert data["held_out_fold"] == TEST_FOLD and data["protocol"] == "dataset folder 'gestures'"
     # The declared root (left_hip) is the descriptor's: each person about its own root.
     assert manifest.descriptor["root_joint"] == coco.root
+    assert manifest.input_stats.planar is False  # the folder's skeletons have depth
     assert manifest.evaluation.samples == 9
     assert manifest.training.command.startswith(f"mrmp train --data {gestures} --epochs 6")
+
+
+def test_a_model_trained_on_flat_skeletons_records_it(tmp_path: Path):
+    """z = 0 throughout training (a 2D tool's keypoints): the manifest says so, and the
+    server warns of depth (tests/test_warnings.py)."""
+    ds = read_dataset_folder(_gestures(tmp_path / "gestures"))
+    flat = replace(
+        ds, sequences=[np.concatenate([s[..., :2], 0 * s[..., 2:]], -1) for s in ds.sequences]
+    )
+    folder = write_dataset_folder(flat, tmp_path / "flat", declare_layout=True, split="train-test")
+    out = tmp_path / "flat-mrmp"
+    result = runner.invoke(
+        app, ["train", "--data", str(folder), "--epochs", "1", "--out", str(out)]
+    )
+    assert result.exit_code == 0, result.output
+    assert read_manifest(out).input_stats.planar is True
 
 
 def test_the_report_beside_the_model_holds_the_held_out_confusion(gestures_model: Path):

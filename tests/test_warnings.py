@@ -243,6 +243,7 @@ def test_openapi_documents_the_warnings_and_the_input_contract(client):
         "missing_joints",
         "few_frames",
         "unusual_proportions",
+        "depth_not_trained",
     }
     body = doc["paths"]["/v1/classify"]["post"]["requestBody"]["content"]["application/json"]
     words = body["schema"]["properties"]["sequences"]["description"]
@@ -273,12 +274,12 @@ def test_bone_shares_are_free_of_unit_and_position_and_exact_on_a_built_skeleton
     assert bone_shares(line, [(0, 1), (1, 2), (2, 3)], 4, 1).tolist() == [0.2, 0.2, 0.6]
 
 
-def _store_with_stats(store: Path, folder: Path, bone_share: dict) -> Path:
+def _store_with_stats(store: Path, folder: Path, bone_share: dict, planar: bool = False) -> Path:
     folder.mkdir()
     for f in store.glob("*.*"):
         (folder / f.name).write_bytes(f.read_bytes())
     manifest = json.loads((store / "manifest.json").read_text())
-    manifest["input_stats"] = {"bone_share": bone_share}
+    manifest["input_stats"] = {"bone_share": bone_share, "planar": planar}
     Manifest.model_validate(manifest)
     (folder / "manifest.json").write_text(json.dumps(manifest))
     return folder
@@ -302,6 +303,22 @@ def test_proportions_outside_what_training_saw_are_warned(synthetic_store, tmp_p
         gone[:, NAMES.index("A_LEFT_HAND")] = 0.0
         [[w]] = _v1_warnings(c, gone)
         assert w["code"] == "missing_joints"
+
+
+def test_depth_sent_to_a_model_trained_flat_is_warned(synthetic_store, tmp_path):
+    """A model trained on a 2D tool's keypoints (z = 0, input_stats.planar) warns of any z."""
+    store = _store_with_stats(synthetic_store, tmp_path / "flat", {}, planar=True)
+    with ready_client(store, tmp_path, onnx_tiers=False) as c:
+        flat = _skeleton()
+        flat[..., 2] = 0.0
+        deep = flat.copy()
+        deep[3:5, :4, 2] = 7.0
+        assert _v1_warnings(c, flat) == [[]]
+        [[w]] = _v1_warnings(c, deep)
+        assert w["code"] == "depth_not_trained" and w["points"] == 8
+        assert "8 of 360 joint(s)" in w["message"]
+        assert [[w]] == _v2_warnings(c, deep)
+        assert "z = 0" in c.get("/v1/model").json()["input"]["depth"]
 
 
 def test_input_stats_must_name_the_layouts_bones(synthetic_store, tmp_path):
