@@ -135,18 +135,29 @@ class GracefulServer(uvicorn.Server):
 
 
 def drain_on_signal() -> None:
-    """In a worker of several (its main thread): the supervisor's DRAIN_SIGNAL sets DRAINING,
-    so the worker reports not ready while it keeps serving."""
+    """In a worker of several (its main thread, after uvicorn installed its handlers): the
+    supervisor's DRAIN_SIGNAL sets DRAINING, so the worker reports not ready while it keeps
+    serving; SIGINT is left to the supervisor, which drains on it too (a terminal's Ctrl-C
+    reaches every process of its group, and would stop the worker at once)."""
     signal.signal(DRAIN_SIGNAL, lambda sig, frame: DRAINING.set())
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+# While draining, the supervisor repeats DRAIN_SIGNAL at this interval (s): a worker that was
+# still starting (ignoring it) or was started meanwhile drains too.
+DRAIN_REPEAT_S = 0.2
 
 
 class DrainingMultiprocess(Multiprocess):
     """uvicorn's supervisor of several workers, shutting down as `GracefulServer` does: on the
-    first SIGTERM (or SIGINT) every worker reports not ready (DRAIN_SIGNAL) and keeps serving
-    for `drain_seconds`; then the shared listener drops new handshakes, the workers accept its
-    queue, and they are stopped (SIGTERM: each answers what it accepted, as uvicorn does, its
-    idle connections closed by `DrainingHttpToolsProtocol`). A second signal stops them at
-    once. No worker is replaced while draining."""
+    first SIGTERM (or SIGINT) every worker reports not ready (DRAIN_SIGNAL, repeated) and keeps
+    serving for `drain_seconds`; then the shared listener drops new handshakes, the workers
+    accept its queue, and they are stopped (SIGTERM: each answers what it accepted, as uvicorn
+    does, its idle connections closed by `DrainingHttpToolsProtocol`). A second signal stops
+    them at once. While draining no worker is replaced or added (SIGHUP, SIGTTIN ignored).
+
+    The termination signals are handled when they arrive, not in uvicorn's supervisor loop,
+    whose health checks of a starting worker can hold it for seconds."""
 
     def __init__(self, config: uvicorn.Config, sockets: list[socket.socket], drain_seconds: float):
         super().__init__(config, sockets)
@@ -154,28 +165,39 @@ class DrainingMultiprocess(Multiprocess):
         self.draining = threading.Event()
         # Inherited by the workers: one still starting ignores it, until its app listens.
         signal.signal(DRAIN_SIGNAL, signal.SIG_IGN)
-
-    def handle_term(self) -> None:
-        self._drain()
-
-    def handle_int(self) -> None:
-        self._drain()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, lambda sig, frame: self._drain())
 
     def keep_subprocess_alive(self) -> None:
         if not self.draining.is_set():
             super().keep_subprocess_alive()
+
+    def handle_hup(self) -> None:
+        if not self.draining.is_set():
+            super().handle_hup()
+
+    def handle_ttin(self) -> None:
+        if not self.draining.is_set():
+            super().handle_ttin()
 
     def _drain(self) -> None:
         if self.draining.is_set():
             self.should_exit.set()  # a second signal: stop now
             return
         self.draining.set()
-        for process in self.processes:
-            with contextlib.suppress(ProcessLookupError, TypeError):  # gone, or never started
-                os.kill(process.pid, DRAIN_SIGNAL)
-        timer = threading.Timer(self.drain_seconds, self._stop_accepting)
-        timer.daemon = True
-        timer.start()
+        threading.Thread(target=self._drain_workers, name="mrmp-drain", daemon=True).start()
+
+    def _drain_workers(self) -> None:
+        deadline = time.monotonic() + self.drain_seconds
+        while True:
+            for process in list(self.processes):
+                with contextlib.suppress(ProcessLookupError, TypeError):  # gone, not started
+                    os.kill(process.pid, DRAIN_SIGNAL)
+            left = deadline - time.monotonic()
+            if left <= 0 or self.should_exit.wait(min(DRAIN_REPEAT_S, left)):
+                break
+        if not self.should_exit.is_set():
+            self._stop_accepting()
 
     def _stop_accepting(self) -> None:
         for listener in self.sockets:

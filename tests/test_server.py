@@ -156,6 +156,8 @@ def test_sigterm_drains_then_exits_0_without_dropping_accepted_requests(
         while httpx.get(f"{url}/v2/health/ready").status_code != 503:
             assert time.monotonic() < deadline, "still ready 1 s after SIGTERM"
             time.sleep(0.05)
+        # Every worker: each probe is a new connection, which either worker may accept.
+        assert [httpx.get(f"{url}/v2/health/ready").status_code for _ in range(10)] == [503] * 10
         assert httpx.get(f"{url}/v2/health/live").status_code == 200
         served_while_draining = len(statuses)
         assert proc.wait(timeout=30) == 0
@@ -165,6 +167,34 @@ def test_sigterm_drains_then_exits_0_without_dropping_accepted_requests(
             c.join()
     assert len(statuses) > served_while_draining > 0
     assert set(statuses) == {200}
+
+
+def test_a_worker_starting_when_the_drain_begins_drains_too(synthetic_store, tmp_path):
+    """SIGTERM while a replaced worker is still starting (ignoring the drain signal until its
+    app listens): the supervisor repeats the signal, so that worker never reports ready."""
+    env = {"MRMP_DRAIN_SECONDS": "8"}
+    url, _, proc = start_server(synthetic_store, tmp_path, "--workers", "2", env=env)
+    try:
+        first = _workers(proc.pid)
+        os.kill(min(first), signal.SIGKILL)
+        deadline = time.monotonic() + 30
+        while len(_workers(proc.pid) - first) < 1:  # the replacement is spawned, not ready
+            assert time.monotonic() < deadline, "the supervisor never replaced the worker"
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGTERM)
+        time.sleep(0.5)
+        statuses = []
+        while time.monotonic() < deadline and len(statuses) < 60:  # about 6 s of probes
+            try:
+                statuses.append(httpx.get(f"{url}/v2/health/ready").status_code)
+            except httpx.TransportError:
+                break
+            time.sleep(0.1)
+        assert statuses and set(statuses) == {503}, statuses
+        assert proc.wait(timeout=30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
 
 
 def _post_on_a_new_connection(port: int, body: bytes) -> str:
