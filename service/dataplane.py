@@ -119,7 +119,6 @@ class DataPlane:
         metrics.inference_duration.labels(
             metrics.label(served.key.rate), served.key.mode, served.runner.backend
         ).observe(run.inference_s)
-        host.record_observed(served)
         return Answer(
             logits=run.logits,
             warnings=run.warnings,

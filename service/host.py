@@ -107,6 +107,8 @@ class ModelHost:
             served = self._derive(key)
             spent[0] = time.perf_counter() - t0
             self.metrics.derivation_duration.labels(key.mode).observe(spent[0])
+            # Recorded as it enters the cache, which forgets it at eviction (never after).
+            self.record_observed(served)
             return served
 
         served, hit = self.cache.get(key, create)

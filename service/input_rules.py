@@ -153,7 +153,7 @@ class InputRules:
             raise NoSkeletonError(f"sequence {index}: {e}") from None
         warnings = [] if report.complete else self._missing(report)
         if self.planar:
-            warnings += self._depth(seq)
+            warnings += self._depth(seq, self.nan_is_missing)
         frames = x.shape[0]
         if frames < self.min_frames:
             described = f"{frames} frame(s)" + (
@@ -178,10 +178,12 @@ class InputRules:
         return x, warnings, report
 
     @staticmethod
-    def _depth(seq: np.ndarray) -> list[InputWarning]:
+    def _depth(seq: np.ndarray, nan_is_missing: bool) -> list[InputWarning]:
         """A model trained on flat skeletons (z = 0) has never seen depth: z changes the
-        descriptor's centre and spread, so such an answer is not one to trust."""
-        deep = int(np.count_nonzero(seq[..., 2]))
+        descriptor's centre and spread, so such an answer is not one to trust. Only observed
+        joints count (a joint sent as NaN, when that is missing, has no depth)."""
+        observed = ~missing.missing_mask(seq, nan_is_missing)
+        deep = int(np.count_nonzero(seq[..., 2][observed]))
         if not deep:
             return []
         return [

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -475,6 +476,30 @@ def test_live_p50_is_a_rate_label_and_modes_own_traffic():
     assert set(metrics.live_p50(0.7, "prior")) == {"onnxruntime_live_p50"}
     assert metrics.live_p50(0.68, "prior") == {}
     assert metrics.live_p50(0.7, "exact") == {}
+
+
+def test_observed_rates_are_the_cached_networks_under_concurrent_requests(
+    synthetic_store, tmp_path
+):
+    """A network evicted while another request for it is still being answered stays gone
+    from mrmp_observed_rate (it is recorded as it enters the cache, not per answer)."""
+    rates = [round(0.61 + 0.01 * i, 2) for i in range(9)] * 4
+    with ready_client(synthetic_store, tmp_path, cache_max_entries=1, onnx_tiers=False) as c:
+        tiers = {s.labels["rate"] for s in _family(c, "mrmp_observed_rate").samples}
+
+        def post(rate: float) -> int:
+            body = {"sequences": [sequence(frames=4)], "rate": rate}
+            return c.post("/v1/classify", json=body).status_code
+
+        with ThreadPoolExecutor(6) as pool:
+            assert set(pool.map(post, rates)) == {200}
+        cached = {s.labels["rate"] for s in _family(c, "mrmp_observed_rate").samples} - tiers
+    assert len(cached) == 1, cached
+
+
+def _family(client, name: str):
+    families = text_string_to_metric_families(client.get("/metrics").text)
+    return next(f for f in families if f.name == name)
 
 
 def test_metrics_stay_bounded_after_a_thousand_distinct_rates(synthetic_store, tmp_path):

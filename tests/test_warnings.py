@@ -308,12 +308,16 @@ def test_proportions_outside_what_training_saw_are_warned(synthetic_store, tmp_p
 def test_depth_sent_to_a_model_trained_flat_is_warned(synthetic_store, tmp_path):
     """A model trained on a 2D tool's keypoints (z = 0, input_stats.planar) warns of any z."""
     store = _store_with_stats(synthetic_store, tmp_path / "flat", {}, planar=True)
-    with ready_client(store, tmp_path, onnx_tiers=False) as c:
+    with ready_client(store, tmp_path, onnx_tiers=False, missing_nan=True) as c:
         flat = _skeleton()
         flat[..., 2] = 0.0
         deep = flat.copy()
         deep[3:5, :4, 2] = 7.0
         assert _v1_warnings(c, flat) == [[]]
+        gap = flat.copy()
+        gap[2, 5] = np.nan  # a joint not detected has no depth
+        r = c.post("/v1/classify", content=json.dumps({"sequences": [gap.tolist()]}))
+        assert [w["code"] for w in r.json()["predictions"][0]["warnings"]] == ["missing_joints"]
         [[w]] = _v1_warnings(c, deep)
         assert w["code"] == "depth_not_trained" and w["points"] == 8
         assert "8 of 360 joint(s)" in w["message"]
