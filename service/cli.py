@@ -18,6 +18,8 @@ from service.lifecycle import DrainingHttpToolsProtocol, DrainingMultiprocess, G
 from service.policy import RatePolicy
 from service.settings import Settings
 
+WORKER_HEALTHCHECK_S = 30
+
 
 def serve_cmd(
     model: Annotated[
@@ -53,7 +55,14 @@ def serve_cmd(
         "http": DrainingHttpToolsProtocol,
     }
     config = uvicorn.Config(
-        "service.app:create_app", factory=True, workers=settings.workers, **options
+        "service.app:create_app",
+        factory=True,
+        workers=settings.workers,
+        # A spawned worker answers the supervisor's health check only once torch, onnxruntime
+        # and the app are imported (3-4 s alone on 2 cores): uvicorn's 5 s killed starting
+        # workers on a busy machine.
+        timeout_worker_healthcheck=WORKER_HEALTHCHECK_S,
+        **options,
     )
     if settings.workers > 1:
         # As uvicorn.run with workers, but the supervisor drains them first.
