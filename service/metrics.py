@@ -191,13 +191,9 @@ class Metrics:
         buckets: dict[str, list[tuple[float, float]]] = {}
         for metric in self.inference_duration.collect():
             for s in metric.samples:
-                labels = s.labels
-                if s.name.endswith("_bucket") and (labels.get("rate"), labels.get("mode")) == (
-                    label,
-                    mode,
-                ):
-                    le = float(labels["le"])
-                    buckets.setdefault(labels["backend"], []).append((le, s.value))
+                of = s.labels
+                if s.name.endswith("_bucket") and (of.get("rate"), of.get("mode")) == (label, mode):
+                    buckets.setdefault(of["backend"], []).append((float(of["le"]), s.value))
         out = {}
         for backend, pairs in buckets.items():
             pairs.sort()
@@ -208,8 +204,8 @@ class Metrics:
 
 
 class ObservedRates(Collector):
-    """The gauge mrmp_observed_rate{rate, mode}: the observed rate of each network served and
-    not evicted since (a tier, a cached rate). A collector of its own, not a prometheus-client
+    """The gauge mrmp_observed_rate{rate, mode}: the observed rate of each network made (a
+    tier, a cached rate) and not evicted since. A collector of its own, not a prometheus-client
     Gauge, since with several workers (multiprocess mode) a Gauge cannot forget a series: here
     each worker writes its networks' to a file of its own in `directory` when they change, and
     a scrape merges the files of the live workers (`of_workers`)."""
