@@ -46,9 +46,10 @@ Network = Callable[[RateKey], tuple[Served, bool, float]]
 @dataclass(frozen=True)
 class Run:
     """One request's share of a network call: `logits` (B, classes) float32 and each sequence's
-    `warnings`; the network that ran (`served`; `cache_hit` False when the batch derived it, in
-    `derive_s`); the description of the batch's sequences took `describe_s`, the call
-    `inference_s`, and the request waited `queue_s` in the queue (s)."""
+    `warnings`; the network that ran (`served`; `cache_hit` False for the batch's first request
+    when the batch derived it, in `derive_s`, the others shared it); the description of the
+    batch's sequences took `describe_s`, the call `inference_s`, and the request waited
+    `queue_s` in the queue (s)."""
 
     logits: np.ndarray
     warnings: list[list[InputWarning]]
@@ -185,6 +186,9 @@ class Batcher:
             runs.append(
                 Run(share, d[1], served, hit, derive_s, t1 - t0, inference_s, t0 - enqueued)
             )
+            # As the rate cache answers requests that wait on another's derivation: the first
+            # part derived the network, the others shared it.
+            hit, derive_s = True, 0.0
             start = end
         return runs
 

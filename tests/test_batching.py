@@ -204,6 +204,26 @@ def test_batch_runs_when_full_or_at_its_delay():
     assert elapsed >= 0.05
 
 
+def test_a_batch_that_derives_reports_one_miss_as_the_rate_cache_does():
+    runner = Doubling()
+    served = Served(runner, None, KEY)  # type: ignore[arg-type]
+    derived: list[RateKey] = []
+
+    def deriving(key: RateKey) -> tuple[Served, bool, float]:
+        derived.append(key)
+        return served, len(derived) > 1, 0.25 if len(derived) == 1 else 0.0
+
+    async def scenario() -> list:
+        batcher = Batcher(3, 5.0, Metrics(), lambda: 10, as_descriptors, deriving)
+        return await asyncio.gather(*(batcher.run(KEY, rows(i)) for i in range(3)))
+
+    runs = asyncio.run(scenario())
+    assert runner.calls == [3] and len(derived) == 1
+    # One request derived the network; the others shared it, like a rate-cache waiter.
+    assert [r.cache_hit for r in runs] == [False, True, True]
+    assert [r.derive_s for r in runs] == [0.25, 0.0, 0.0]
+
+
 def test_a_failed_call_fails_its_batch_and_a_cancelled_request_is_left_out():
     runner = Doubling()
 
