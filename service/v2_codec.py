@@ -288,10 +288,10 @@ def _tensor_data(
 
 def _requested_outputs(outputs: Any, params: dict[str, Any]) -> tuple[list[str], dict[str, bool]]:
     all_binary = params.get("binary_data_output", False)  # typed by request_parameters
-    if outputs is None:
-        return list(OUTPUTS), dict.fromkeys(OUTPUTS, all_binary)
-    if not isinstance(outputs, list):
+    if not isinstance(outputs, list | None):
         raise BadOutputError("outputs must be a list of {name} objects")
+    if not outputs:  # none named: every output, as the V2 protocol and Triton answer
+        return list(OUTPUTS), dict.fromkeys(OUTPUTS, all_binary)
     names: list[str] = []
     binary: dict[str, bool] = {}
     for i, out in enumerate(outputs):
@@ -299,6 +299,8 @@ def _requested_outputs(outputs: Any, params: dict[str, Any]) -> tuple[list[str],
         name = out.get("name")
         if name not in OUTPUTS:
             raise BadOutputError(f"unknown output {name!r}; known: {', '.join(OUTPUTS)}")
+        if name in binary:
+            raise BadOutputError(f"outputs[{i}] requests {name!r} again")
         oparams = _parameters(out.get("parameters"), f"outputs[{i}].parameters")
         wanted = oparams.get("binary_data", all_binary)
         if not isinstance(wanted, bool):

@@ -449,6 +449,7 @@ def test_v2_infer_json_echoes_id_and_serves_the_rate(client, synthetic_store):
         ),
         ({"parameters": {"rate": 7}}, "outside"),
         ({"outputs": [{"name": "nope"}]}, "unknown output"),
+        ({"outputs": [{"name": "label"}, {"name": "label"}]}, "outputs[1] requests 'label' again"),
         ({"id": 5}, "id must be a string"),
     ],
 )
@@ -463,6 +464,18 @@ def test_v2_bad_requests(client, synthetic_store, patch, words):
     r = client.post(f"/v2/models/{manifest.name}/infer", json=body)
     assert r.status_code == 422, r.text
     assert words in r.json()["error"]
+
+
+def test_v2_outputs_absent_or_empty_answer_every_output(client, synthetic_store):
+    _, manifest = load_model(synthetic_store)
+    data = np.random.default_rng(0).normal(size=180).tolist()
+    tensor = {"name": "skeleton", "shape": [1, 2, 30, 3], "datatype": "FP32", "data": data}
+    names = []
+    for extra in ({}, {"outputs": []}):
+        r = client.post(f"/v2/models/{manifest.name}/infer", json={"inputs": [tensor], **extra})
+        assert r.status_code == 200, r.text
+        names.append([o["name"] for o in r.json()["outputs"]])
+    assert names[0] == names[1] and len(names[0]) > 1
 
 
 # -- metrics -----------------------------------------------------------------------------------
