@@ -48,11 +48,11 @@ ASK_FIELDS = ("rate", "tier", "mode", "allow_degrade", *NEEDS)
 
 
 async def read_body(request: Request, limit: int, timeout_s: float) -> bytes:
-    """The body, decoded from its Content-Encoding (gzip, deflate or identity; another is a
-    415), refused (413) as soon as its wire or decoded size passes `limit` bytes, and (408)
-    when it has not arrived whole within `timeout_s` seconds; a client gone before sending it
-    whole is a ClientClosedError (499)."""
-    inflate = _inflater(request.headers.get("content-encoding"))
+    """The body, decoded from its Content-Encoding (gzip, deflate or identity, or several of
+    them applied in turn; another is a 415), refused (413) as soon as its wire or decoded size
+    passes `limit` bytes, and (408) when it has not arrived whole within `timeout_s` seconds; a
+    client gone before sending it whole is a ClientClosedError (499)."""
+    inflaters = _inflaters(request.headers.get("content-encoding"))
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise BodyTooLargeError(f"request body is {declared} bytes; the limit is {limit}")
@@ -76,7 +76,9 @@ async def read_body(request: Request, limit: int, timeout_s: float) -> bytes:
             f"client closed the connection after {size} bytes of the body"
         ) from None
     body = b"".join(chunks)
-    return body if inflate is None else inflate.decode(body, limit)
+    for inflater in reversed(inflaters):  # the last coding applied is undone first
+        body = inflater.decode(body, limit)
+    return body
 
 
 @dataclass(frozen=True)
@@ -88,40 +90,49 @@ class _Inflater:
 
     def decode(self, body: bytes, limit: int) -> bytes:
         """The decoded body, inflated in steps so that a bomb is refused (413) at `limit` bytes
-        of output, never inflated whole."""
-        wbits = self.wbits
-        if self.name == "deflate" and not _zlib_header(body):
-            wbits = -zlib.MAX_WBITS  # raw deflate, as some clients send it, not zlib-wrapped
-        inflater = zlib.decompressobj(wbits)
+        of output, never inflated whole; gzip data may hold several members, decoded one after
+        the other (RFC 1952, 2.2), as gzip itself does."""
         parts: list[bytes] = []
         size = 0
         pending = body
-        try:
-            while pending and not inflater.eof:
-                part = inflater.decompress(pending, limit - size + 1)
-                size += len(part)
-                if size > limit:
-                    raise BodyTooLargeError(
-                        f"request body decompressed ({self.name}) exceeds the limit of "
-                        f"{limit} bytes"
-                    )
-                parts.append(part)
-                pending = inflater.unconsumed_tail
-        except zlib.error as e:
+        while True:
+            wbits = self.wbits
+            if self.name == "deflate" and not _zlib_header(pending):
+                wbits = -zlib.MAX_WBITS  # raw deflate, as some clients send it, not zlib-wrapped
+            inflater = zlib.decompressobj(wbits)
+            try:
+                while pending and not inflater.eof:
+                    part = inflater.decompress(pending, limit - size + 1)
+                    size += len(part)
+                    if size > limit:
+                        raise BodyTooLargeError(
+                            f"request body decompressed ({self.name}) exceeds the limit of "
+                            f"{limit} bytes"
+                        )
+                    parts.append(part)
+                    pending = inflater.unconsumed_tail
+            except zlib.error as e:
+                raise BadEncodingError(
+                    f"request body is not valid {self.name} data (Content-Encoding): {e}"
+                ) from None
+            if not inflater.eof:
+                raise BadEncodingError(
+                    f"request body is truncated {self.name} data (Content-Encoding): the "
+                    f"compressed stream ends early"
+                )
+            pending = inflater.unused_data
+            if self.name != "gzip" or not pending.startswith(_GZIP_MAGIC):
+                break
+        if pending:
             raise BadEncodingError(
-                f"request body is not valid {self.name} data (Content-Encoding): {e}"
-            ) from None
-        if not inflater.eof:
-            raise BadEncodingError(
-                f"request body is truncated {self.name} data (Content-Encoding): the "
-                f"compressed stream ends early"
-            )
-        if inflater.unused_data:
-            raise BadEncodingError(
-                f"request body has {len(inflater.unused_data)} bytes after the end of its "
-                f"{self.name} data (Content-Encoding)"
+                f"request body has {len(pending)} bytes after the end of its {self.name} data "
+                f"(Content-Encoding)"
             )
         return b"".join(parts)
+
+
+# The first bytes of a gzip member (RFC 1952, 2.3.1).
+_GZIP_MAGIC = b"\x1f\x8b"
 
 
 def _zlib_header(body: bytes) -> bool:
@@ -136,21 +147,20 @@ _ENCODINGS = {
 }
 
 
-def _inflater(header: str | None) -> _Inflater | None:
-    """The decoder of a Content-Encoding header (None: identity); 415 for any other coding."""
+def _inflaters(header: str | None) -> list[_Inflater]:
+    """The decoders of a Content-Encoding header, in the order the codings were applied (RFC
+    9110, 8.4; none: identity); 415 for a coding other than gzip and deflate."""
     if header is None:
-        return None
+        return []
     listed = (c.strip().lower() for c in header.split(","))
     codings = [c for c in listed if c not in ("", "identity")]  # empty list elements are allowed
-    if not codings:
-        return None
     unknown = [c for c in codings if c not in _ENCODINGS]
-    if unknown or len(codings) > 1:
+    if unknown:
         raise UnsupportedEncodingError(
-            f"Content-Encoding {header.strip()!r} is not supported: send one of gzip, "
-            f"deflate or identity"
+            f"Content-Encoding {header.strip()!r} is not supported: "
+            f"{', '.join(repr(c) for c in unknown)} is none of gzip, deflate or identity"
         )
-    return _ENCODINGS[codings[0]]
+    return [_ENCODINGS[c] for c in codings]
 
 
 def decode_json(body: bytes) -> Any:
@@ -159,17 +169,63 @@ def decode_json(body: bytes) -> Any:
     try:
         return orjson.loads(body)
     except orjson.JSONDecodeError as e:
-        # orjson refuses NaN/Infinity; the standard parser reads them so that the skeleton
-        # check can name the bad value instead of calling the JSON malformed.
+        # orjson refuses NaN, Infinity and numbers beyond a float; the standard parser reads
+        # them so that the checks downstream name the bad value instead of calling the JSON
+        # malformed. It also reads a lone surrogate (an escape of half a UTF-16 pair), which
+        # is no character and cannot be answered back: that stays orjson's refusal.
         try:
-            return json.loads(body)
+            data = json.loads(body, parse_int=_integer)
         except (ValueError, UnicodeDecodeError, RecursionError):
+            data = None
+        if data is None or _has_lone_surrogate(data):
             raise MalformedJsonError(f"malformed JSON: {e}") from None
+        return data
+
+
+class _LongInteger(int):
+    """An integer written with more digits than Python converts (`sys.get_int_max_str_digits`,
+    a guard against quadratic conversion): far beyond any float, which is all that the checks
+    downstream need of it, and shown as written."""
+
+    text: str
+
+    def __new__(cls, text: str) -> _LongInteger:
+        number = super().__new__(cls, -(10**400) if text.startswith("-") else 10**400)
+        number.text = text
+        return number
+
+    def __repr__(self) -> str:
+        return self.text
+
+    __str__ = __repr__
+
+
+def _integer(text: str) -> int:
+    limit = sys.get_int_max_str_digits()
+    return _LongInteger(text) if limit and len(text) > limit else int(text)
+
+
+def _has_lone_surrogate(data: Any) -> bool:
+    """Whether a string anywhere in decoded JSON (a key or a value) holds a lone surrogate."""
+    stack = [data]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            stack.extend(node)
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
+        elif isinstance(node, str) and not node.isascii():
+            try:
+                node.encode()
+            except UnicodeEncodeError:
+                return True
+    return False
 
 
 def json_object(data: Any, what: str) -> dict[str, Any]:
     if not isinstance(data, dict):
-        raise BadShapeError(f"{what} must be a JSON object, got {type(data).__name__}")
+        raise BadShapeError(f"{what} must be a JSON object, got {shown(data)}")
     return data
 
 
@@ -191,7 +247,7 @@ def decode_ask(fields: Mapping[str, Any]) -> Ask:
         if value is None:
             continue
         if isinstance(value, bool) or not isinstance(value, int | float):
-            raise BadNeedError(f"{name} must be a number, got {value!r}")
+            raise BadNeedError(f"{name} must be a number, got {shown(value)}")
         number = _finite(value)
         if number is None or number < 0:
             raise BadNeedError(f"{name} must be a finite number >= 0, got {str(value)[:40]}")
@@ -203,12 +259,12 @@ def decode_ask(fields: Mapping[str, Any]) -> Ask:
     asked = None if auto else _rate(rate)
     tier, mode = fields.get("tier"), fields.get("mode")
     if tier is not None and not isinstance(tier, str):
-        raise BadTierError(f"tier must be a string, got {tier!r}")
+        raise BadTierError(f"tier must be a string, got {shown(tier)}")
     if mode is not None and not isinstance(mode, str):
-        raise BadModeError(f"mode must be a string, got {mode!r}")
+        raise BadModeError(f"mode must be a string, got {shown(mode)}")
     allow_degrade = fields.get("allow_degrade")
     if allow_degrade is not None and not isinstance(allow_degrade, bool):
-        raise BadDegradeError(f"allow_degrade must be true or false, got {allow_degrade!r}")
+        raise BadDegradeError(f"allow_degrade must be true or false, got {shown(allow_degrade)}")
     return Ask(
         rate=asked,
         tier=tier,
@@ -222,7 +278,7 @@ def _rate(value: Any) -> float | None:
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, int | float):
-        raise BadRateError(f'rate must be a number or "auto", got {value!r}')
+        raise BadRateError(f'rate must be a number or "auto", got {shown(value)}')
     number = _finite(value)
     if number is None:
         raise BadRateError(f"rate must be a finite number, got {str(value)[:40]}")
@@ -298,18 +354,17 @@ def _first_fault(value: Any, where: str, levels: Sequence[str]) -> str | None:
                 )
             if isinstance(node, bool) or not isinstance(node, int | float):
                 return (
-                    f"{position(where, levels, index)}: {_shown(node)} is not a number "
+                    f"{position(where, levels, index)}: {shown(node)} is not a number "
                     f"({where} must hold only numbers)"
                 )
             if isinstance(node, int) and abs(node) > sys.float_info.max:
                 return (
-                    f"{position(where, levels, index)}: {_shown(node)} is too large for a "
-                    "coordinate"
+                    f"{position(where, levels, index)}: {shown(node)} is too large for a coordinate"
                 )
             continue
         if not isinstance(node, list):
             return (
-                f"{position(where, levels, index)}: nested too shallow: {_shown(node)} where a "
+                f"{position(where, levels, index)}: nested too shallow: {shown(node)} where a "
                 f"list of {_plural(levels[depth])} belongs ({form}, {len(levels)} levels)"
             )
         if not node:
@@ -337,11 +392,14 @@ def _plain_number(value: Any) -> bool:
     return kind is float or (kind is int and abs(value) <= sys.float_info.max)
 
 
-def _shown(node: Any) -> str:
-    """A node as the body spells it: null, true, false; anything else as Python shows it."""
-    if node is None or isinstance(node, bool):
-        return orjson.dumps(node).decode()
-    return repr(node)[:40]
+def shown(value: Any, width: int = 40) -> str:
+    """A decoded JSON value as a body spells it (null, true, "text", [1, 2]), cut to `width`
+    characters: how a refusal quotes what was sent."""
+    try:
+        text = orjson.dumps(value).decode()
+    except TypeError:  # an integer beyond 64 bits, which orjson does not write
+        text = repr(value)
+    return text if len(text) <= width else text[: width - 3] + "..."
 
 
 def check_count(n: int, limit: int) -> None:

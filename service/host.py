@@ -175,16 +175,16 @@ class ModelHost:
     # -- metrics of the served networks --------------------------------------------------------
 
     def record_observed(self, served: Served) -> None:
-        self.metrics.observed_rate.set(
-            self.metrics.label(served.key.rate), served.key.mode, served.derivation.observed_rate
-        )
+        """The gauge of the network's observed rate, for a rate on the label grid: one off the
+        grid (0.504) would overwrite the series of the grid's rate (0.50) it is labelled with."""
+        label = self.metrics.grid_label(served.key.rate)
+        if label is not None:
+            self.metrics.observed_rate.set(label, served.key.mode, served.derivation.observed_rate)
 
     def _evicted(self, key: RateKey) -> None:
         self.metrics.cache_events.labels("eviction").inc()
-        label = self.metrics.label(key.rate)
-        # Another cached rate may share the snapped label; keep the gauge while one does.
-        same = (k for k in [*self.cache.snapshot(), *self.tiers] if k.mode == key.mode)
-        if not any(self.metrics.label(k.rate) == label for k in same):
+        label = self.metrics.grid_label(key.rate)
+        if label is not None:
             self.metrics.observed_rate.remove(label, key.mode)
 
     def _cache_changed(self, entries: int, nbytes: int) -> None:

@@ -11,17 +11,18 @@ import json
 import math
 import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
 from prometheus_client.registry import Collector
 
 # With several worker processes, prometheus-client keeps every value in files under this
 # folder and /metrics merges them (its multiprocess mode); `mrmp serve --workers N` sets it.
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+INFERENCE_HISTOGRAM = "mrmp_inference_duration_seconds"
 
 
 def multiprocess_mode() -> bool:
@@ -97,7 +98,7 @@ class Metrics:
             registry=r,
         )
         self.inference_duration = Histogram(
-            "mrmp_inference_duration_seconds",
+            INFERENCE_HISTOGRAM,
             "Network execution time per request (of the batched call that served it), by "
             "served rate (snapped), mode and backend",
             ["rate", "mode", "backend"],
@@ -170,6 +171,12 @@ class Metrics:
     def label(self, rate: float) -> str:
         return rate_label(rate, self.rate_step)
 
+    def grid_label(self, rate: float) -> str | None:
+        """The rate's label when the rate is on the label grid, else None: a rate off the
+        grid shares its label with the grid's own rate, whose series it must not overwrite."""
+        label = self.label(rate)
+        return label if abs(float(label) - rate) <= 1e-9 else None
+
     def exposition(self) -> bytes:
         """The Prometheus text of this process, or of all workers in multiprocess mode."""
         if not multiprocess_mode():
@@ -181,37 +188,51 @@ class Metrics:
         merged.register(ObservedRates.of_workers(directory))
         return generate_latest(merged)
 
-    def live_p50(self, rate: float, mode: str = "prior") -> dict[str, float]:
-        """Median inference time (ms) per backend at this rate and mode, from the histogram
-        (interpolated within its bucket, as PromQL's histogram_quantile does); none for a rate
-        off the label grid (its label is another rate's)."""
-        label = self.label(rate)
-        if abs(float(label) - rate) > 1e-9:
-            return {}
-        buckets: dict[str, list[tuple[float, float]]] = {}
-        for metric in self.inference_duration.collect():
+    def live_p50(self) -> Callable[[float, str], dict[str, float]]:
+        """The median inference time (ms) per backend of a rate and mode, `(rate, mode) ->
+        {"<backend>_live_p50": ms}`, from the inference histogram as it is now, of every
+        worker in multiprocess mode (interpolated within its bucket, as PromQL's
+        histogram_quantile does); none for a rate off the label grid (its label is another
+        rate's)."""
+        buckets: dict[tuple[str, str], dict[str, list[tuple[float, float]]]] = {}
+        for metric in self._inference_histograms():
             for s in metric.samples:
                 of = s.labels
-                if s.name.endswith("_bucket") and (of.get("rate"), of.get("mode")) == (label, mode):
-                    buckets.setdefault(of["backend"], []).append((float(of["le"]), s.value))
-        out = {}
-        for backend, pairs in buckets.items():
-            pairs.sort()
-            total = pairs[-1][1]
-            if total > 0:
-                out[f"{backend}_live_p50"] = round(_quantile(pairs, 0.5 * total) * 1e3, 4)
-        return out
+                if s.name.endswith("_bucket"):
+                    backends = buckets.setdefault((of["rate"], of["mode"]), {})
+                    backends.setdefault(of["backend"], []).append((float(of["le"]), s.value))
+
+        def of(rate: float, mode: str = "prior") -> dict[str, float]:
+            label = self.grid_label(rate)
+            out = {}
+            for backend, pairs in buckets.get((label, mode), {}).items() if label else ():
+                pairs.sort()
+                total = pairs[-1][1]
+                if total > 0:
+                    out[f"{backend}_live_p50"] = round(_quantile(pairs, 0.5 * total) * 1e3, 4)
+            return out
+
+        return of
+
+    def _inference_histograms(self) -> Iterator[Metric]:
+        if not multiprocess_mode():
+            yield from self.inference_duration.collect()
+            return
+        merged = CollectorRegistry()
+        MultiProcessCollector(merged)
+        yield from (m for m in merged.collect() if m.name == INFERENCE_HISTOGRAM)
 
 
 class ObservedRates(Collector):
     """The gauge mrmp_observed_rate{rate, mode}: the observed rate of each network made (a
-    tier, a cached rate) and not evicted since. A collector of its own, not a prometheus-client
-    Gauge, since with several workers (multiprocess mode) a Gauge cannot forget a series: here
-    each worker writes its networks' to a file of its own in `directory` when they change, and
-    a scrape merges the files of the live workers (`of_workers`)."""
+    tier, a cached rate) at a rate on the label grid and not evicted since. A collector of its
+    own, not a prometheus-client Gauge, since with several workers (multiprocess mode) a Gauge
+    cannot forget a series: here each worker writes its networks' to a file of its own in
+    `directory` when they change, and a scrape merges the files of the live workers
+    (`of_workers`)."""
 
     NAME = "mrmp_observed_rate"
-    HELP = "Fraction of prunable weights pruned, per cached rate (snapped) and mode"
+    HELP = "Fraction of prunable weights pruned, per cached rate on the label grid and mode"
 
     def __init__(self, directory: Path | None = None) -> None:
         self.values: dict[tuple[str, str], float] = {}

@@ -119,7 +119,7 @@ def resolve(ask: Ask, policy: RatePolicy, rows: Sequence[RateRow], batch: int = 
         chosen = rate_for(ask.need, rows, batch)
         return Choice(None, chosen, "prior", None, ask.degradable, chosen_by=ask.need.name)
     if ask.rate is None:
-        tier = ask.tier or policy.default_tier
+        tier = policy.default_tier if ask.tier is None else ask.tier
         if tier not in policy.tiers:
             raise UnknownTierError(
                 f"unknown tier {tier!r}; known: {', '.join(sorted(policy.tiers))}"
@@ -130,7 +130,7 @@ def resolve(ask: Ask, policy: RatePolicy, rows: Sequence[RateRow], batch: int = 
             mode or policy.tier_mode,
             tier,
             ask.degradable,
-            chosen_by="tier" if ask.tier else "default",
+            chosen_by="default" if ask.tier is None else "tier",
         )
     low, high = policy.rate_range
     if not math.isfinite(ask.rate) or not low <= ask.rate <= high:

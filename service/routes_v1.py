@@ -21,6 +21,7 @@ from service.decoding import (
     numeric,
     read_body,
     reject_unknown,
+    shown,
 )
 from service.dependencies import HostDep, PlaneDep, SettingsDep
 from service.errors import BadShapeError, BadTopKError
@@ -54,9 +55,11 @@ def decode_classify(data: Any, started: float, settings: Settings, classes: int)
         raise BadShapeError("sequences must be a list of T x J x 3 nested lists")
     check_count(len(seqs), settings.max_sequences)
     ask = decode_ask(data)
-    top_k = data.get("top_k", 3)
+    top_k = data.get("top_k")
+    if top_k is None:  # null is absent, as for every optional field
+        top_k = 3
     if isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1:
-        raise BadTopKError(f"top_k must be a positive integer, got {top_k!r}")
+        raise BadTopKError(f"top_k must be a positive integer, got {shown(top_k)}")
     arrays = []
     for i, seq in enumerate(seqs):
         where = f"sequence {i}"
@@ -175,7 +178,7 @@ async def rates(host: HostDep, settings: SettingsDep) -> Response:
             "rate_range": list(host.policy.rate_range),
             "default_tier": settings.default_tier,
             "tiers": dict(host.policy.tiers),
-            "rates": host.table.answer(host.metrics.live_p50),
+            "rates": host.table.answer(host.metrics.live_p50()),
             "timings_missing": host.table.untimed(),
         }
     )

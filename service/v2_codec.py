@@ -26,6 +26,8 @@ from service.decoding import (
     decode_json,
     json_object,
     numeric,
+    reject_unknown,
+    shown,
 )
 from service.errors import (
     BadHeaderLengthError,
@@ -47,6 +49,10 @@ from service.settings import Settings
 INPUT = "skeleton"
 DATATYPES = {"FP32": np.float32, "FP64": np.float64}
 OUTPUTS = ("logits", "probabilities", "class_index", "label")
+# The members of an inference request and of its input tensor (the V2 protocol's
+# $inference_request and $request_input); another is refused, as an unknown v1 field is.
+REQUEST_FIELDS = {"id", "parameters", "inputs", "outputs"}
+TENSOR_FIELDS = {"name", "shape", "datatype", "parameters", "data"}
 HEADER_LENGTH = "inference-header-content-length"
 # Request parameters the protocol reserves (KServe V2 binary tensor extension; Triton's
 # parameters, sequence and schedule-policy extensions), with their JSON types: accepted,
@@ -167,23 +173,25 @@ def _decode_infer(
 ) -> V2Request:
     data, binary = split_body(body, header_length, content_type, arrays)
     data = json_object(data, "the inference request")
+    reject_unknown(data, REQUEST_FIELDS, "the inference request")
     params = request_parameters(data.get("parameters"))
     rid = data.get("id")
     if rid is not None and not isinstance(rid, str):
-        raise BadIdError(f"id must be a string, got {rid!r}")
+        raise BadIdError(f"id must be a string, got {shown(rid)}")
     inputs = data.get("inputs")
     if not isinstance(inputs, list) or len(inputs) != 1:
         raise BadShapeError(f"inputs must be a list of one tensor named {INPUT!r}")
     tensor = json_object(inputs[0], "inputs[0]")
+    reject_unknown(tensor, TENSOR_FIELDS, "inputs[0]")
     if tensor.get("name") != INPUT:
         raise UnknownInputError(
-            f"unknown input {tensor.get('name')!r}; this model's input is {INPUT!r}"
+            f"unknown input {shown(tensor.get('name'))}; this model's input is {INPUT!r}"
         )
     datatype = tensor.get("datatype")
     dtype = DATATYPES.get(datatype) if isinstance(datatype, str) else None
     if dtype is None:
         raise UnsupportedDatatypeError(
-            f"datatype {tensor.get('datatype')!r} is not supported; use FP32 (or FP64)"
+            f"datatype {shown(tensor.get('datatype'))} is not supported; use FP32 (or FP64)"
         )
     shape = tensor.get("shape")
     if (
@@ -192,7 +200,7 @@ def _decode_infer(
         or not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in shape)
     ):
         raise BadShapeError(
-            f"shape must be [batch, frames, joints, 3] (or [frames, joints, 3]), got {shape!r}"
+            f"shape must be [batch, frames, joints, 3] (or [frames, joints, 3]), got {shown(shape)}"
         )
     dims = len(shape)
     if dims == 3:
@@ -229,7 +237,7 @@ def request_parameters(value: Any) -> dict[str, Any]:
     for name, types in RESERVED_PARAMETERS.items():
         if name in params and not _typed(params[name], types):
             kinds = " or ".join(_TYPE_NAMES[t] for t in types)
-            raise BadParameterError(f"parameters.{name} must be {kinds}, got {params[name]!r}")
+            raise BadParameterError(f"parameters.{name} must be {kinds}, got {shown(params[name])}")
     return params
 
 
@@ -247,10 +255,7 @@ def _parameters(value: Any, where: str) -> dict[str, Any]:
     if value is None:
         return {}
     if not isinstance(value, dict):
-        raise BadParameterError(
-            f"{where} must be a JSON object of name: value, got {type(value).__name__} "
-            f"{str(value)[:40]}"
-        )
+        raise BadParameterError(f"{where} must be a JSON object of name: value, got {shown(value)}")
     return value
 
 
@@ -260,17 +265,28 @@ def _tensor_data(
     """The tensor's `size` values, from its binary data or its JSON data (flat, or nested in
     `dims` levels as its shape is)."""
     tparams = _parameters(tensor.get("parameters"), "inputs[0].parameters")
+    reject_unknown(tparams, {"binary_data_size"}, "inputs[0].parameters")
     nbytes = tparams.get("binary_data_size")
     if nbytes is not None:
         if isinstance(nbytes, bool) or not isinstance(nbytes, int) or nbytes < 0:
-            raise BadShapeError(f"binary_data_size must be a byte count, got {nbytes!r}")
+            raise BadShapeError(f"binary_data_size must be a byte count, got {shown(nbytes)}")
         expected = size * np.dtype(dtype).itemsize
         if nbytes != expected or len(binary) < expected:
             raise BadShapeError(
                 f"binary input holds {min(nbytes, len(binary))} bytes; shape and datatype "
                 f"need {expected}"
             )
-        return np.frombuffer(binary[:expected], dtype=np.dtype(dtype).newbyteorder("<"))
+        if len(binary) > expected:
+            raise BadShapeError(
+                f"the body holds {len(binary)} bytes of binary data after its JSON part; "
+                f"inputs[0] (binary_data_size) accounts for {expected}"
+            )
+        return np.frombuffer(binary, dtype=np.dtype(dtype).newbyteorder("<"))
+    if binary:
+        raise BadShapeError(
+            f"the body holds {len(binary)} bytes of binary data after its JSON part, but "
+            f"inputs[0] has no binary_data_size parameter"
+        )
     if "data" not in tensor:
         raise BadShapeError("inputs[0] has no data (and no binary_data_size)")
     values = tensor["data"]
@@ -296,16 +312,18 @@ def _requested_outputs(outputs: Any, params: dict[str, Any]) -> tuple[list[str],
     binary: dict[str, bool] = {}
     for i, out in enumerate(outputs):
         out = json_object(out, f"outputs[{i}]")
+        reject_unknown(out, {"name", "parameters"}, f"outputs[{i}]")
         name = out.get("name")
         if name not in OUTPUTS:
-            raise BadOutputError(f"unknown output {name!r}; known: {', '.join(OUTPUTS)}")
+            raise BadOutputError(f"unknown output {shown(name)}; known: {', '.join(OUTPUTS)}")
         if name in binary:
             raise BadOutputError(f"outputs[{i}] requests {name!r} again")
         oparams = _parameters(out.get("parameters"), f"outputs[{i}].parameters")
+        reject_unknown(oparams, {"binary_data"}, f"outputs[{i}].parameters")
         wanted = oparams.get("binary_data", all_binary)
         if not isinstance(wanted, bool):
             raise BadParameterError(
-                f"outputs[{i}].parameters.binary_data must be true or false, got {wanted!r}"
+                f"outputs[{i}].parameters.binary_data must be true or false, got {shown(wanted)}"
             )
         names.append(name)
         binary[name] = wanted

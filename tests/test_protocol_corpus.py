@@ -90,6 +90,25 @@ def test_encoded_bodies_are_decoded_on_both_protocols(client, infer_path, encodi
     assert r.status_code == 200, r.text
 
 
+def test_stacked_codings_and_gzip_members_are_decoded_in_turn(client):
+    """Codings listed in the order applied (RFC 9110, 8.4) and a gzip body of several members
+    (RFC 1952, 2.2), as gzip and curl write them."""
+    plain = client.post("/v1/classify", json={"sequences": [GOOD]}).json()
+    body = json.dumps({"sequences": [GOOD]}).encode()
+    for content, encoding in [
+        (gzip.compress(zlib.compress(body)), "deflate, gzip"),
+        (gzip.compress(gzip.compress(body)), "gzip, gzip"),
+        (gzip.compress(body[:10]) + gzip.compress(body[10:]), "gzip"),
+    ]:
+        r = client.post(
+            "/v1/classify",
+            content=content,
+            headers={"content-type": "application/json", "content-encoding": encoding},
+        )
+        assert r.status_code == 200, (encoding, r.text)
+        assert r.json()["predictions"] == plain["predictions"]
+
+
 def test_raw_deflate_is_read_as_deflate(client):
     packer = zlib.compressobj(wbits=-zlib.MAX_WBITS)
     raw = packer.compress(json.dumps({"sequences": [GOOD]}).encode()) + packer.flush()
@@ -147,11 +166,11 @@ def test_v2_serving_parameters_and_the_protocol_reserved_ones_are_accepted(clien
     [
         ({"Rate": 0.99}, "unknown parameter(s) in parameters: Rate; known: allow_degrade,"),
         ({"rate": 0.5, "tire": "fast"}, "unknown parameter(s) in parameters: tire"),
-        (0, "parameters must be a JSON object of name: value, got int 0"),
+        (0, "parameters must be a JSON object of name: value, got 0"),
         ([], "parameters must be a JSON object"),
         ("", "parameters must be a JSON object"),
         ({"binary_data_output": "yes"}, "parameters.binary_data_output must be true or false"),
-        ({"priority": True}, "parameters.priority must be an integer >= 0, got True"),
+        ({"priority": True}, "parameters.priority must be an integer >= 0, got true"),
         ({"timeout": -1}, "parameters.timeout must be an integer >= 0"),
         ({"sequence_start": 1}, "parameters.sequence_start must be true or false"),
         ({"allow_degrade": "true"}, "allow_degrade must be true or false"),
@@ -234,7 +253,7 @@ CORPUS: list[tuple[str, bytes, dict[str, str], int, list[str]]] = [
         json.dumps({"sequences": [[[[1, "a", 3]] * J]]}).encode(),
         {},
         422,
-        ["sequence 0, frame 0, joint 0, axis y", "'a' is not a number"],
+        ["sequence 0, frame 0, joint 0, axis y", '"a" is not a number'],
     ),
     (
         V1,
@@ -285,6 +304,59 @@ CORPUS: list[tuple[str, bytes, dict[str, str], int, list[str]]] = [
         ["nested too deep"],
     ),
     (V2, gzip.compress(b"{}") + b"xx", {"content-encoding": "gzip"}, 400, ["after the end"]),
+    (V1, b'{"\\ud800": 1}', {}, 400, ["malformed JSON", "surrogate", "column 3"]),
+    (V2, b'{"id": "\\udc00", "inputs": []}', {}, 400, ["malformed JSON", "surrogate"]),
+    (
+        V1,
+        b'{"sequences": [[[[' + b"1" * 5000 + b", 0, 0]]]]}",
+        {},
+        422,
+        ["sequence 0, frame 0, joint 0, axis x", "is too large for a coordinate"],
+    ),
+    (V1, b"null", {}, 422, ["the request body must be a JSON object, got null"]),
+    (V1, json.dumps({"sequences": [GOOD], "tier": ""}).encode(), {}, 422, ["unknown tier ''"]),
+    (V1, json.dumps({"sequences": [GOOD], "top_k": "3"}).encode(), {}, 422, ['got "3"']),
+    (V2, b'{"inputs": [5]}', {}, 422, ["inputs[0] must be a JSON object, got 5"]),
+    (
+        V2,
+        json.dumps(v2_body(model="m")).encode(),
+        {},
+        422,
+        ["unknown field(s) in the inference request: model"],
+    ),
+    (
+        V2,
+        json.dumps({"inputs": [{**v2_body()["inputs"][0], "dtype": "FP32"}]}).encode(),
+        {},
+        422,
+        ["unknown field(s) in inputs[0]: dtype"],
+    ),
+    (
+        V2,
+        json.dumps(
+            v2_body(outputs=[{"name": "label", "parameters": {"classification": 2}}])
+        ).encode(),
+        {},
+        422,
+        ["unknown field(s) in outputs[0].parameters: classification; known: binary_data"],
+    ),
+    (
+        V2,
+        v2_binary()[0] + b"\0" * 8,
+        {"inference-header-content-length": str(v2_binary()[0].index(b"}]}") + 3)},
+        422,
+        [
+            f"{len(v2_binary()[0]) - v2_binary()[0].index(b'}]}') - 3 + 8} bytes of binary data",
+            "accounts for",
+        ],
+    ),
+    (
+        V2,
+        json.dumps(v2_body()).encode() + b"\0" * 8,
+        {"inference-header-content-length": str(len(json.dumps(v2_body())))},
+        422,
+        ["8 bytes of binary data", "no binary_data_size"],
+    ),
     (V2, b"{}", {"content-encoding": "zstd"}, 415, ["'zstd'"]),
 ]
 

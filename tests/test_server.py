@@ -130,7 +130,7 @@ def test_sigterm_drains_then_exits_0_without_dropping_accepted_requests(
 ):
     """With several workers, their supervisor has each of them drain (DrainingMultiprocess)."""
     url, _, proc = start_server(
-        synthetic_store, tmp_path, *worker_args, env={"MRMP_DRAIN_SECONDS": "1.5"}
+        synthetic_store, tmp_path, *worker_args, env={"MRMP_DRAIN_SECONDS": "3"}
     )
     statuses: list[int] = []
     stop = threading.Event()
@@ -150,15 +150,18 @@ def test_sigterm_drains_then_exits_0_without_dropping_accepted_requests(
     try:
         time.sleep(0.3)
         proc.send_signal(signal.SIGTERM)
-        # Draining: not ready (so balancers stop routing here), still alive and serving. The
-        # supervisor of several workers handles signals every 0.5 s.
-        deadline = time.monotonic() + 1.0
-        while httpx.get(f"{url}/v2/health/ready").status_code != 503:
-            assert time.monotonic() < deadline, "still ready 1 s after SIGTERM"
-            time.sleep(0.05)
-        # Every worker: each probe is a new connection, which either worker may accept.
-        assert [httpx.get(f"{url}/v2/health/ready").status_code for _ in range(10)] == [503] * 10
-        assert httpx.get(f"{url}/v2/health/live").status_code == 200
+        # Draining: not ready (so balancers stop routing here), still alive and serving. Each
+        # probe is a new connection (which either worker may accept), from one client: a
+        # client made per probe costs tens of ms on a slow machine, and the drain is 3 s.
+        with httpx.Client(limits=httpx.Limits(max_keepalive_connections=0)) as probe:
+            deadline = time.monotonic() + 1.0
+            while probe.get(f"{url}/v2/health/ready").status_code != 503:
+                assert time.monotonic() < deadline, "still ready 1 s after SIGTERM"
+                time.sleep(0.05)
+            assert [probe.get(f"{url}/v2/health/ready").status_code for _ in range(10)] == [
+                503
+            ] * 10
+            assert probe.get(f"{url}/v2/health/live").status_code == 200
         served_while_draining = len(statuses)
         assert proc.wait(timeout=30) == 0
     finally:
@@ -273,6 +276,13 @@ def test_two_workers_report_merged_metrics(synthetic_store, tmp_path):
                 if s.name.endswith("_count") and s.labels["rate"] == "0.98"
             ]
             assert sum(counts) == 40
+        # /v1/rates too: the live median of the tier's row is the two workers' traffic.
+        medians = set()
+        for _ in range(4):
+            rows = httpx.get(f"{url}/v1/rates").json()["rates"]
+            fast = next(r for r in rows if r["tier"] == "fast")
+            medians.add(json.dumps({k: v for k, v in fast["latency_ms"].items() if "live" in k}))
+        assert len(medians) == 1 and "live_p50" in medians.pop()
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=30)

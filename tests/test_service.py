@@ -486,9 +486,27 @@ def test_live_p50_is_a_rate_label_and_modes_own_traffic():
     rate off the label grid (0.68 with a grid of 0.05 is 0.70's label), none across modes."""
     metrics = Metrics(rate_step=0.05)
     metrics.inference_duration.labels(metrics.label(0.7), "prior", "onnxruntime").observe(0.001)
-    assert set(metrics.live_p50(0.7, "prior")) == {"onnxruntime_live_p50"}
-    assert metrics.live_p50(0.68, "prior") == {}
-    assert metrics.live_p50(0.7, "exact") == {}
+    live_p50 = metrics.live_p50()
+    assert set(live_p50(0.7, "prior")) == {"onnxruntime_live_p50"}
+    assert live_p50(0.68, "prior") == {}
+    assert live_p50(0.7, "exact") == {}
+
+
+def test_a_rate_off_the_label_grid_leaves_the_grid_rates_observed_rate(client):
+    """0.504 is labelled 0.50, as the accurate tier (0.5) is: the gauge keeps the tier's."""
+    tier = classify(client, tier="accurate").json()
+    off = classify(client, rate=0.504, mode=tier["mode"]).json()
+    assert off["observed_rate"] != tier["observed_rate"]
+    series = {
+        (s.labels["rate"], s.labels["mode"]): s.value
+        for s in _family(client, "mrmp_observed_rate").samples
+    }
+    assert series[("0.50", tier["mode"])] == pytest.approx(tier["observed_rate"], abs=1e-6)
+
+
+def test_top_k_null_is_top_k_absent(client):
+    absent, null = (classify(client, **k).json()["predictions"][0] for k in ({}, {"top_k": None}))
+    assert len(null["top_k"]) == len(absent["top_k"]) == 3
 
 
 def test_observed_rates_are_the_cached_networks_under_concurrent_requests(
