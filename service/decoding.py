@@ -147,6 +147,10 @@ _ENCODINGS = {
 }
 
 
+# The most codings one body may list (gzip over deflate is two).
+MAX_CODINGS = 4
+
+
 def _inflaters(header: str | None) -> list[_Inflater]:
     """The decoders of a Content-Encoding header, in the order the codings were applied (RFC
     9110, 8.4; none: identity); 415 for a coding other than gzip and deflate."""
@@ -154,6 +158,11 @@ def _inflaters(header: str | None) -> list[_Inflater]:
         return []
     listed = (c.strip().lower() for c in header.split(","))
     codings = [c for c in listed if c not in ("", "identity")]  # empty list elements are allowed
+    if len(codings) > MAX_CODINGS:  # each pass may inflate up to the limit: bound the work
+        raise UnsupportedEncodingError(
+            f"Content-Encoding {header.strip()[:80]!r} lists {len(codings)} codings; at most "
+            f"{MAX_CODINGS} are undone"
+        )
     unknown = [c for c in codings if c not in _ENCODINGS]
     if unknown:
         raise UnsupportedEncodingError(

@@ -213,6 +213,7 @@ CORPUS: list[tuple[str, bytes, dict[str, str], int, list[str]]] = [
     (V1, gzip.compress(b"{}")[:-6], {"content-encoding": "gzip"}, 400, ["truncated gzip"]),
     (V1, gzip.compress(b"{}") + b"xx", {"content-encoding": "gzip"}, 400, ["2 bytes after"]),
     (V1, b"{}", {"content-encoding": "br"}, 415, ["'br'", "gzip, deflate or identity"]),
+    (V1, b"{}", {"content-encoding": ", ".join(["gzip"] * 5)}, 415, ["5 codings", "at most 4"]),
     (
         V1,
         json.dumps({"sequences": [json.loads(DEEP)]}).encode(),
