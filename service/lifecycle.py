@@ -7,7 +7,8 @@ stops: connections the kernel had completed but the server not yet accepted (clo
 resets its queue), and accepted connections whose request was still unread in the socket
 (closing a socket with unread data sends a reset). So, before the listeners close, the kernel
 is told to drop new handshakes (a socket filter: the client's connect is refused later, never
-reset after sending) and the queue is accepted; and an idle connection is closed only after it
+reset after sending) and the queue is accepted; while draining, every answer closes its
+connection (`Connection: close`), and at shutdown an idle connection is closed only after it
 has been quiet a moment, a request arriving meanwhile being served with `Connection: close`.
 """
 
@@ -72,9 +73,13 @@ async def accept_queue_emptied(listeners: Iterable[socket.socket], timeout: floa
 
 
 class DrainingHttpToolsProtocol(HttpToolsProtocol):
-    """uvicorn's HTTP protocol, except at shutdown: an idle connection (no request, or its last
-    answer sent) is closed once it has been quiet QUIET_S, not at once; a request that arrives
-    meanwhile is served, and the connection closes after its answer."""
+    """uvicorn's HTTP protocol, except while draining: every answer is sent with `Connection:
+    close`, so that clients reconnect (through their balancer, to another replica) instead of
+    keeping a connection the server will close; and at shutdown an idle connection (no
+    request, or its last answer sent) is closed once it has been quiet QUIET_S, not at once,
+    a request that arrives meanwhile being served, the connection closed after its answer.
+    (A connection closed while idle races a request its client sends at that moment: the
+    client sees the connection reset and cannot know whether it was served.)"""
 
     draining = False
     heard = False  # bytes arrived since the shutdown began
@@ -93,7 +98,7 @@ class DrainingHttpToolsProtocol(HttpToolsProtocol):
 
     def on_headers_complete(self) -> None:
         super().on_headers_complete()
-        if self.draining:
+        if self.draining or DRAINING.is_set():
             self.cycle.keep_alive = False
 
     def _close_if_quiet(self) -> None:

@@ -162,6 +162,12 @@ def test_sigterm_drains_then_exits_0_without_dropping_accepted_requests(
                 503
             ] * 10
             assert probe.get(f"{url}/v2/health/live").status_code == 200
+        # Every answer while draining closes its connection: the client reconnects elsewhere
+        # rather than keep one the server is about to close.
+        with httpx.Client() as client:
+            body = {"sequences": [sequence(frames=4)], "rate": 0.6}
+            answer = client.post(f"{url}/v1/classify", json=body)
+            assert answer.status_code == 200 and answer.headers["connection"] == "close"
         served_while_draining = len(statuses)
         assert proc.wait(timeout=30) == 0
     finally:
