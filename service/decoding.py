@@ -40,6 +40,7 @@ from service.errors import (
     TooManyError,
     UnknownFieldError,
     UnsupportedEncodingError,
+    shown,
 )
 from service.policy import NEEDS, Ask, Need
 
@@ -52,7 +53,8 @@ async def read_body(request: Request, limit: int, timeout_s: float) -> bytes:
     them applied in turn; another is a 415), refused (413) as soon as its wire or decoded size
     passes `limit` bytes, and (408) when it has not arrived whole within `timeout_s` seconds; a
     client gone before sending it whole is a ClientClosedError (499)."""
-    inflaters = _inflaters(request.headers.get("content-encoding"))
+    # Several header lines are one list (RFC 9110, 5.3).
+    inflaters = _inflaters(", ".join(request.headers.getlist("content-encoding")) or None)
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise BodyTooLargeError(f"request body is {declared} bytes; the limit is {limit}")
@@ -90,27 +92,37 @@ class _Inflater:
 
     def decode(self, body: bytes, limit: int) -> bytes:
         """The decoded body, inflated in steps so that a bomb is refused (413) at `limit` bytes
-        of output, never inflated whole; gzip data may hold several members, decoded one after
-        the other (RFC 1952, 2.2), as gzip itself does."""
+        of output, never inflated whole; gzip data may hold up to MAX_GZIP_MEMBERS members,
+        decoded one after the other (RFC 1952, 2.2), as gzip itself does. The input is fed
+        in chunks of INPUT_CHUNK bytes, so that what zlib copies of it per step is bounded."""
+        view = memoryview(body)
         parts: list[bytes] = []
-        size = 0
-        pending = body
+        size = at = members = 0
         while True:
+            members += 1
+            if members > MAX_GZIP_MEMBERS:
+                raise BadEncodingError(
+                    f"request body holds more than {MAX_GZIP_MEMBERS} gzip members "
+                    f"(Content-Encoding)"
+                )
             wbits = self.wbits
-            if self.name == "deflate" and not _zlib_header(pending):
+            if self.name == "deflate" and not _zlib_header(view[at : at + 2]):
                 wbits = -zlib.MAX_WBITS  # raw deflate, as some clients send it, not zlib-wrapped
             inflater = zlib.decompressobj(wbits)
             try:
-                while pending and not inflater.eof:
-                    part = inflater.decompress(pending, limit - size + 1)
-                    size += len(part)
-                    if size > limit:
-                        raise BodyTooLargeError(
-                            f"request body decompressed ({self.name}) exceeds the limit of "
-                            f"{limit} bytes"
-                        )
-                    parts.append(part)
-                    pending = inflater.unconsumed_tail
+                while not inflater.eof and at < len(view):
+                    pending: bytes | memoryview = view[at : at + INPUT_CHUNK]
+                    at += len(pending)
+                    while pending and not inflater.eof:
+                        part = inflater.decompress(pending, limit - size + 1)
+                        size += len(part)
+                        if size > limit:
+                            raise BodyTooLargeError(
+                                f"request body decompressed ({self.name}) exceeds the limit "
+                                f"of {limit} bytes"
+                            )
+                        parts.append(part)
+                        pending = inflater.unconsumed_tail
             except zlib.error as e:
                 raise BadEncodingError(
                     f"request body is not valid {self.name} data (Content-Encoding): {e}"
@@ -120,22 +132,26 @@ class _Inflater:
                     f"request body is truncated {self.name} data (Content-Encoding): the "
                     f"compressed stream ends early"
                 )
-            pending = inflater.unused_data
-            if self.name != "gzip" or not pending.startswith(_GZIP_MAGIC):
+            at -= len(inflater.unused_data)  # what the chunk held past this member's end
+            if self.name != "gzip" or view[at : at + 2] != _GZIP_MAGIC:
                 break
-        if pending:
+        if at < len(view):
             raise BadEncodingError(
-                f"request body has {len(pending)} bytes after the end of its {self.name} data "
-                f"(Content-Encoding)"
+                f"request body has {len(view) - at} bytes after the end of its {self.name} "
+                f"data (Content-Encoding)"
             )
         return b"".join(parts)
 
 
 # The first bytes of a gzip member (RFC 1952, 2.3.1).
 _GZIP_MAGIC = b"\x1f\x8b"
+# The most gzip members one body may hold: each costs a decoder.
+MAX_GZIP_MEMBERS = 64
+# The input zlib is given per step.
+INPUT_CHUNK = 64 * 1024
 
 
-def _zlib_header(body: bytes) -> bool:
+def _zlib_header(body: bytes | memoryview) -> bool:
     """Whether a body starts with a zlib header (RFC 1950: method 8, check bits)."""
     return len(body) >= 2 and body[0] & 0x0F == 8 and (body[0] << 8 | body[1]) % 31 == 0
 
@@ -186,7 +202,7 @@ def decode_json(body: bytes) -> Any:
             data = json.loads(body, parse_int=_integer)
         except (ValueError, UnicodeDecodeError, RecursionError):
             data = None
-        if data is None or _has_lone_surrogate(data):
+        if data is None or (b"\\u" in body and _has_lone_surrogate(data)):
             raise MalformedJsonError(f"malformed JSON: {e}") from None
         return data
 
@@ -259,7 +275,7 @@ def decode_ask(fields: Mapping[str, Any]) -> Ask:
             raise BadNeedError(f"{name} must be a number, got {shown(value)}")
         number = _finite(value)
         if number is None or number < 0:
-            raise BadNeedError(f"{name} must be a finite number >= 0, got {str(value)[:40]}")
+            raise BadNeedError(f"{name} must be a finite number >= 0, got {shown(value)}")
         if need is not None:
             raise BadNeedError("give max_latency_ms or min_accuracy, not both")
         need = Need(name, number)
@@ -290,7 +306,7 @@ def _rate(value: Any) -> float | None:
         raise BadRateError(f'rate must be a number or "auto", got {shown(value)}')
     number = _finite(value)
     if number is None:
-        raise BadRateError(f"rate must be a finite number, got {str(value)[:40]}")
+        raise BadRateError(f"rate must be a finite number, got {shown(value)}")
     return number
 
 
@@ -401,25 +417,15 @@ def _plain_number(value: Any) -> bool:
     return kind is float or (kind is int and abs(value) <= sys.float_info.max)
 
 
-def shown(value: Any, width: int = 40) -> str:
-    """A decoded JSON value as a body spells it (null, true, "text", [1, 2]), cut to `width`
-    characters: how a refusal quotes what was sent."""
-    try:
-        text = orjson.dumps(value).decode()
-    except TypeError:  # an integer beyond 64 bits, which orjson does not write
-        text = repr(value)
-    return text if len(text) <= width else text[: width - 3] + "..."
-
-
 def check_count(n: int, limit: int) -> None:
     if n == 0:
         raise EmptyInputError("no sequences given")
     if n > limit:
-        raise TooManyError(f"{n} sequences in one request; the limit is {limit}")
+        raise TooManyError(f"{shown(n)} sequences in one request; the limit is {limit}")
 
 
 def check_frames(n: int, limit: int, where: str) -> None:
     if n == 0:
         raise EmptyInputError(f"{where} has no frames")
     if n > limit:
-        raise TooLongError(f"{where} has {n} frames; the limit is {limit}")
+        raise TooLongError(f"{where} has {shown(n)} frames; the limit is {limit}")

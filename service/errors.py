@@ -7,12 +7,69 @@ Errors are raised where their cause is known; the app's one handler answers
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import math
+from collections.abc import Iterator, Mapping
 from types import MappingProxyType
+from typing import Any
 
 # An answer sent before the body was read whole: the rest of the body would be read as the
 # next request, so the connection closes.
 _CLOSE = MappingProxyType({"Connection": "close"})
+
+
+def shown(value: Any, width: int = 40) -> str:
+    """A decoded JSON value as a body spells it (null, true, "text", [1, 2], NaN), cut to
+    `width` characters: how a refusal quotes what was sent. Written without recursion and
+    only as far as the width, so any nesting and any size cost the same."""
+    out: list[str] = []
+    size = 0
+    stack: list[Iterator[Any]] = [iter([value])]
+    while stack and size <= width:
+        item = next(stack[-1], _END)
+        if item is _END:
+            stack.pop()
+        elif isinstance(item, list | tuple):
+            stack.append(_members("[", item, "]"))
+        elif isinstance(item, dict):
+            stack.append(_members("{", item.items(), "}"))
+        else:
+            text = item if isinstance(item, _Text) else _scalar(item, width)
+            out.append(text)
+            size += len(text)
+    text = "".join(out)
+    return text if len(text) <= width else text[: width - 3] + "..."
+
+
+class _Text(str):
+    """Punctuation of a list or object being shown, written as it is."""
+
+
+_END = object()
+
+
+def _members(opening: str, members: Any, closing: str) -> Iterator[Any]:
+    yield _Text(opening)
+    for i, member in enumerate(members):
+        if i:
+            yield _Text(", ")
+        if isinstance(member, tuple) and opening == "{":
+            key, member = member
+            yield _Text(_scalar(key, 40) + ": ")
+        yield member
+    yield _Text(closing)
+
+
+def _scalar(value: Any, width: int) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float) and not math.isfinite(value):
+        return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
+    if isinstance(value, str):
+        quoted = value[:width].replace("\\", "\\\\").replace('"', '\\"')
+        return f'"{quoted}"' if len(value) <= width else f'"{quoted}'
+    return str(value)[: width + 1]
 
 
 class ApiError(Exception):

@@ -204,8 +204,10 @@ class Metrics:
 
         def of(rate: float, mode: str = "prior") -> dict[str, float]:
             label = self.grid_label(rate)
+            if label is None:
+                return {}
             out = {}
-            for backend, pairs in buckets.get((label, mode), {}).items() if label else ():
+            for backend, pairs in buckets.get((label, mode), {}).items():
                 pairs.sort()
                 total = pairs[-1][1]
                 if total > 0:

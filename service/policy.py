@@ -20,6 +20,7 @@ from service.errors import (
     UnknownModeError,
     UnknownTierError,
     UnmetNeedError,
+    shown,
 )
 from service.rate_table import RateRow, compute_ms
 from service.settings import Settings
@@ -122,7 +123,7 @@ def resolve(ask: Ask, policy: RatePolicy, rows: Sequence[RateRow], batch: int = 
         tier = policy.default_tier if ask.tier is None else ask.tier
         if tier not in policy.tiers:
             raise UnknownTierError(
-                f"unknown tier {tier!r}; known: {', '.join(sorted(policy.tiers))}"
+                f"unknown tier {shown(tier)}; known: {', '.join(sorted(policy.tiers))}"
             )
         return Choice(
             None,
@@ -144,7 +145,7 @@ def _known_mode(asked: str | None) -> Mode | None:
     for mode in MODES:
         if asked == mode:
             return mode
-    raise UnknownModeError(f"unknown mode {asked!r}; known: {', '.join(MODES)}")
+    raise UnknownModeError(f"unknown mode {shown(asked)}; known: {', '.join(MODES)}")
 
 
 def rate_for(need: Need, rows: Sequence[RateRow], batch: int) -> float:

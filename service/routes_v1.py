@@ -21,10 +21,9 @@ from service.decoding import (
     numeric,
     read_body,
     reject_unknown,
-    shown,
 )
 from service.dependencies import HostDep, PlaneDep, SettingsDep
-from service.errors import BadShapeError, BadTopKError
+from service.errors import BadShapeError, BadTopKError, shown
 from service.host import ModelHost
 from service.http_methods import serve_head_where_get
 from service.json_arrays import decode_json_arrays

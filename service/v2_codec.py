@@ -27,7 +27,6 @@ from service.decoding import (
     json_object,
     numeric,
     reject_unknown,
-    shown,
 )
 from service.errors import (
     BadHeaderLengthError,
@@ -40,6 +39,7 @@ from service.errors import (
     UnknownInputError,
     UnknownParameterError,
     UnsupportedDatatypeError,
+    shown,
 )
 from service.host import ModelHost
 from service.json_arrays import decode_json_arrays
@@ -180,12 +180,12 @@ def _decode_infer(
         raise BadIdError(f"id must be a string, got {shown(rid)}")
     inputs = data.get("inputs")
     if not isinstance(inputs, list) or len(inputs) != 1:
-        raise BadShapeError(f"inputs must be a list of one tensor named {INPUT!r}")
+        raise BadShapeError(f"inputs must be a list of one tensor named {shown(INPUT)}")
     tensor = json_object(inputs[0], "inputs[0]")
     reject_unknown(tensor, TENSOR_FIELDS, "inputs[0]")
     if tensor.get("name") != INPUT:
         raise UnknownInputError(
-            f"unknown input {shown(tensor.get('name'))}; this model's input is {INPUT!r}"
+            f"unknown input {shown(tensor.get('name'))}; this model's input is {shown(INPUT)}"
         )
     datatype = tensor.get("datatype")
     dtype = DATATYPES.get(datatype) if isinstance(datatype, str) else None
@@ -210,7 +210,8 @@ def _decode_infer(
     check_frames(t, settings.max_frames, "every sequence")
     if j != num_joints or c != 3:
         raise BadShapeError(
-            f"shape {shape} does not fit this model: expected [batch, frames, {num_joints}, 3]"
+            f"shape {shown(shape)} does not fit this model: expected "
+            f"[batch, frames, {num_joints}, 3]"
         )
     arr = _tensor_data(tensor, binary, dtype, b * t * j * c, dims).reshape(b, t, j, c)
     outputs, out_binary = _requested_outputs(data.get("outputs"), params)
@@ -317,8 +318,13 @@ def _requested_outputs(outputs: Any, params: dict[str, Any]) -> tuple[list[str],
         if name not in OUTPUTS:
             raise BadOutputError(f"unknown output {shown(name)}; known: {', '.join(OUTPUTS)}")
         if name in binary:
-            raise BadOutputError(f"outputs[{i}] requests {name!r} again")
+            raise BadOutputError(f"outputs[{i}] requests {shown(name)} again")
         oparams = _parameters(out.get("parameters"), f"outputs[{i}].parameters")
+        if "classification" in oparams:  # what tritonclient's class_count sends
+            raise BadParameterError(
+                f"outputs[{i}].parameters.classification: the classification extension is not "
+                f"supported; request probabilities and label (or use v1's top_k)"
+            )
         reject_unknown(oparams, {"binary_data"}, f"outputs[{i}].parameters")
         wanted = oparams.get("binary_data", all_binary)
         if not isinstance(wanted, bool):

@@ -109,6 +109,34 @@ def test_stacked_codings_and_gzip_members_are_decoded_in_turn(client):
         assert r.json()["predictions"] == plain["predictions"]
 
 
+def test_content_encoding_on_several_header_lines_is_one_list(client):
+    body = gzip.compress(gzip.compress(json.dumps({"sequences": [GOOD]}).encode()))
+    lines = [("content-type", "application/json")]
+    r = client.post(
+        "/v1/classify", content=body, headers=[*lines, *[("content-encoding", "gzip")] * 2]
+    )
+    assert r.status_code == 200, r.text
+    r = client.post(
+        "/v1/classify",
+        content=body,
+        headers=[*lines, ("content-encoding", "gzip"), ("content-encoding", "br")],
+    )
+    assert r.status_code == 415 and "'br'" in r.json()["error"]
+
+
+def test_numbers_beyond_any_limit_are_quoted_cut(client, infer_path):
+    """A number of thousands of digits where a count belongs is refused, and quoted in 40
+    characters, not echoed whole."""
+    huge = "9" * 20000
+    tensor = '{{"name": "skeleton", "shape": {}, "datatype": "FP32", "data": []}}'
+    for shape in (f"[1, {huge}, 30, 3]", f"[{huge}, 4, 30, 3]", f"[1, 4, {huge}, 3]"):
+        path, body = infer_path, '{"inputs": [' + tensor.format(shape) + "]}"
+        r = client.post(path, content=body.encode(), headers={"content-type": "application/json"})
+        assert r.status_code == 422, r.text
+        message = r.json()["error"]
+        assert "99999" in message and len(message) < 200, message
+
+
 def test_raw_deflate_is_read_as_deflate(client):
     packer = zlib.compressobj(wbits=-zlib.MAX_WBITS)
     raw = packer.compress(json.dumps({"sequences": [GOOD]}).encode()) + packer.flush()
@@ -315,7 +343,17 @@ CORPUS: list[tuple[str, bytes, dict[str, str], int, list[str]]] = [
         ["sequence 0, frame 0, joint 0, axis x", "is too large for a coordinate"],
     ),
     (V1, b"null", {}, 422, ["the request body must be a JSON object, got null"]),
-    (V1, json.dumps({"sequences": [GOOD], "tier": ""}).encode(), {}, 422, ["unknown tier ''"]),
+    (V1, b"[" * 1000 + b"]" * 1000, {}, 422, ["must be a JSON object, got [[[[[[[["]),
+    (V1, b'{"sequences": [[[[1, 2, 3]]]], "top_k": NaN}', {}, 422, ["top_k must be", "got NaN"]),
+    (V1, b'{"sequences": [[[[1, 2, 3]]]], "rate": -Infinity}', {}, 422, ["got -Infinity"]),
+    (
+        V1,
+        gzip.compress(b"") * 65 + gzip.compress(b"{}"),
+        {"content-encoding": "gzip"},
+        400,
+        ["more than 64 gzip members"],
+    ),
+    (V1, json.dumps({"sequences": [GOOD], "tier": ""}).encode(), {}, 422, ['unknown tier ""']),
     (V1, json.dumps({"sequences": [GOOD], "top_k": "3"}).encode(), {}, 422, ['got "3"']),
     (V2, b'{"inputs": [5]}', {}, 422, ["inputs[0] must be a JSON object, got 5"]),
     (
@@ -339,7 +377,7 @@ CORPUS: list[tuple[str, bytes, dict[str, str], int, list[str]]] = [
         ).encode(),
         {},
         422,
-        ["unknown field(s) in outputs[0].parameters: classification; known: binary_data"],
+        ["outputs[0].parameters.classification", "extension is not supported"],
     ),
     (
         V2,

@@ -449,7 +449,7 @@ def test_v2_infer_json_echoes_id_and_serves_the_rate(client, synthetic_store):
         ),
         ({"parameters": {"rate": 7}}, "outside"),
         ({"outputs": [{"name": "nope"}]}, "unknown output"),
-        ({"outputs": [{"name": "label"}, {"name": "label"}]}, "outputs[1] requests 'label' again"),
+        ({"outputs": [{"name": "label"}, {"name": "label"}]}, 'outputs[1] requests "label" again'),
         ({"id": 5}, "id must be a string"),
     ],
 )
