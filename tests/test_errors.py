@@ -8,6 +8,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from prometheus_client.parser import text_string_to_metric_families
 
 from mrmp.skeleton.descriptor import (
@@ -199,3 +201,35 @@ def test_a_boolean_coordinate_is_refused_naming_it_on_both_protocols(client, wor
         "/v2/models/synthetic-mrmp/infer", content=json.dumps(v2).replace("12345.5", word)
     )
     assert r.status_code == 422 and "is not a number" in r.json()["error"], r.text
+
+
+# -- how a refusal quotes a value ----------------------------------------------------------------
+
+_printable = st.text(
+    st.characters(min_codepoint=32, max_codepoint=0x2FFF, exclude_categories=["Cs"])
+)
+_json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | _printable,
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(_printable, inner, max_size=4),
+    max_leaves=12,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(value=_json_values, width=st.integers(4, 80))
+def test_a_value_is_quoted_as_json_within_its_width(value, width):
+    text = errors.shown(value, width)
+    assert len(text) <= width
+    written = json.dumps(value, ensure_ascii=False)
+    if len(written) <= width:
+        assert text == written
+    else:
+        assert text.endswith("...") and written.startswith(text[:-3])
+
+
+def test_any_nesting_and_size_is_quoted_at_once():
+    deep: list = []
+    for _ in range(100_000):
+        deep = [deep]
+    assert errors.shown(deep) == "[" * 37 + "..."
+    assert errors.shown(list(range(10**6))) == "[0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11..."
