@@ -29,7 +29,7 @@ from service.errors import (
 from service.host import ModelHost
 from service.http_methods import allow_header, serve_head_where_get
 from service.input_rules import InputRules
-from service.lifecycle import DRAINING, drain_on_signal
+from service.lifecycle import DRAINING, CloseWhileDraining, drain_on_signal
 from service.metrics import Metrics
 from service.responses import json_response
 from service.settings import Settings
@@ -120,6 +120,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.add_exception_handler(caught, refuse)
 
     app.add_middleware(RequestMetrics, metrics=metrics)
+    app.add_middleware(CloseWhileDraining)
     return app
 
 

@@ -176,14 +176,14 @@ def _inflaters(header: str | None) -> list[_Inflater]:
     codings = [c for c in listed if c not in ("", "identity")]  # empty list elements are allowed
     if len(codings) > MAX_CODINGS:  # each pass may inflate up to the limit: bound the work
         raise UnsupportedEncodingError(
-            f"Content-Encoding {header.strip()[:80]!r} lists {len(codings)} codings; at most "
+            f"Content-Encoding {shown(header.strip(), 80)} lists {len(codings)} codings; at most "
             f"{MAX_CODINGS} are undone"
         )
     unknown = [c for c in codings if c not in _ENCODINGS]
     if unknown:
         raise UnsupportedEncodingError(
-            f"Content-Encoding {header.strip()!r} is not supported: "
-            f"{', '.join(repr(c) for c in unknown)} is none of gzip, deflate or identity"
+            f"Content-Encoding {shown(header.strip(), 80)} is not supported: "
+            f"{shown(unknown)} is none of gzip, deflate or identity"
         )
     return [_ENCODINGS[c] for c in codings]
 

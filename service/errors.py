@@ -7,6 +7,7 @@ Errors are raised where their cause is known; the app's one handler answers
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Iterator, Mapping
 from types import MappingProxyType
@@ -29,9 +30,9 @@ def shown(value: Any, width: int = 40) -> str:
         if item is _END:
             stack.pop()
         elif isinstance(item, list | tuple):
-            stack.append(_members("[", item, "]"))
+            stack.append(_members("[", item, "]", width))
         elif isinstance(item, dict):
-            stack.append(_members("{", item.items(), "}"))
+            stack.append(_members("{", item.items(), "}", width))
         else:
             text = item if isinstance(item, _Text) else _scalar(item, width)
             out.append(text)
@@ -47,14 +48,14 @@ class _Text(str):
 _END = object()
 
 
-def _members(opening: str, members: Any, closing: str) -> Iterator[Any]:
+def _members(opening: str, members: Any, closing: str, width: int) -> Iterator[Any]:
     yield _Text(opening)
     for i, member in enumerate(members):
         if i:
             yield _Text(", ")
         if isinstance(member, tuple) and opening == "{":
             key, member = member
-            yield _Text(_scalar(key, 40) + ": ")
+            yield _Text(_scalar(key, width) + ": ")
         yield member
     yield _Text(closing)
 
@@ -67,8 +68,8 @@ def _scalar(value: Any, width: int) -> str:
     if isinstance(value, float) and not math.isfinite(value):
         return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
     if isinstance(value, str):
-        quoted = value[:width].replace("\\", "\\\\").replace('"', '\\"')
-        return f'"{quoted}"' if len(value) <= width else f'"{quoted}'
+        quoted = json.dumps(value[:width], ensure_ascii=False)
+        return quoted if len(value) <= width else quoted[:-1]
     return str(value)[: width + 1]
 
 

@@ -29,6 +29,7 @@ from collections.abc import Generator, Iterable
 from types import FrameType
 
 import uvicorn
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from uvicorn.supervisors import Multiprocess
 
@@ -72,14 +73,35 @@ async def accept_queue_emptied(listeners: Iterable[socket.socket], timeout: floa
         await asyncio.sleep(0.005)
 
 
+class CloseWhileDraining:
+    """Pure ASGI middleware: while draining, every answer is sent with `Connection: close`
+    (uvicorn then closes its connection), whenever its request arrived, so that clients
+    reconnect (through their balancer, to another replica) instead of keeping a connection
+    the server will close at shutdown: closing one while idle races a request its client
+    sends at that moment, which sees the connection reset and cannot know whether it was
+    served."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_closing(message: Message) -> None:
+            if message["type"] == "http.response.start" and DRAINING.is_set():
+                headers = [h for h in message.get("headers", ()) if h[0].lower() != b"connection"]
+                message = {**message, "headers": [*headers, (b"connection", b"close")]}
+            await send(message)
+
+        await self.app(scope, receive, send_closing)
+
+
 class DrainingHttpToolsProtocol(HttpToolsProtocol):
-    """uvicorn's HTTP protocol, except while draining: every answer is sent with `Connection:
-    close`, so that clients reconnect (through their balancer, to another replica) instead of
-    keeping a connection the server will close; and at shutdown an idle connection (no
-    request, or its last answer sent) is closed once it has been quiet QUIET_S, not at once,
-    a request that arrives meanwhile being served, the connection closed after its answer.
-    (A connection closed while idle races a request its client sends at that moment: the
-    client sees the connection reset and cannot know whether it was served.)"""
+    """uvicorn's HTTP protocol, except at shutdown: an idle connection (no request, or its last
+    answer sent) is closed once it has been quiet QUIET_S, not at once; a request that arrives
+    meanwhile is served, and the connection closes after its answer."""
 
     draining = False
     heard = False  # bytes arrived since the shutdown began
@@ -98,7 +120,7 @@ class DrainingHttpToolsProtocol(HttpToolsProtocol):
 
     def on_headers_complete(self) -> None:
         super().on_headers_complete()
-        if self.draining or DRAINING.is_set():
+        if self.draining:
             self.cycle.keep_alive = False
 
     def _close_if_quiet(self) -> None:

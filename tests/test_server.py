@@ -129,10 +129,10 @@ def test_sigterm_drains_then_exits_0_without_dropping_accepted_requests(
     synthetic_store, tmp_path, worker_args
 ):
     """With several workers, their supervisor has each of them drain (DrainingMultiprocess)."""
-    url, _, proc = start_server(
+    url, port, proc = start_server(
         synthetic_store, tmp_path, *worker_args, env={"MRMP_DRAIN_SECONDS": "3"}
     )
-    statuses: list[int] = []
+    statuses: list[int | str] = []
     stop = threading.Event()
 
     def load() -> None:
@@ -141,8 +141,17 @@ def test_sigterm_drains_then_exits_0_without_dropping_accepted_requests(
             while not stop.is_set():
                 try:
                     statuses.append(http.post(f"{url}/v1/classify", json=body).status_code)
-                except httpx.TransportError:  # the listener closed: not accepted, not dropped
+                except httpx.ConnectError:  # the listener closed: not accepted, not dropped
                     time.sleep(0.01)
+                except httpx.TransportError as e:  # sent, and no answer: dropped
+                    statuses.append(type(e).__name__)
+
+    # A request under way when the drain begins: its headers and half its body sent before.
+    payload = json.dumps({"sequences": [sequence(frames=4)], "rate": 0.6}).encode()
+    head = "POST /v1/classify HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
+    head += f"Content-Length: {len(payload)}\r\n\r\n"
+    upload = socket.create_connection(("127.0.0.1", port))
+    upload.sendall(head.encode() + payload[: len(payload) // 2])
 
     clients = [threading.Thread(target=load) for _ in range(4)]
     for c in clients:
@@ -162,12 +171,17 @@ def test_sigterm_drains_then_exits_0_without_dropping_accepted_requests(
                 503
             ] * 10
             assert probe.get(f"{url}/v2/health/live").status_code == 200
-        # Every answer while draining closes its connection: the client reconnects elsewhere
-        # rather than keep one the server is about to close.
+        # Every answer while draining closes its connection, whenever its request began: the
+        # client reconnects elsewhere rather than keep one the server is about to close.
         with httpx.Client() as client:
             body = {"sequences": [sequence(frames=4)], "rate": 0.6}
             answer = client.post(f"{url}/v1/classify", json=body)
             assert answer.status_code == 200 and answer.headers["connection"] == "close"
+        upload.sendall(payload[len(payload) // 2 :])
+        upload.settimeout(10)
+        answer = upload.recv(65536).split(b"\r\n\r\n")[0].lower()
+        assert answer.startswith(b"http/1.1 200") and b"connection: close" in answer, answer
+        upload.close()
         served_while_draining = len(statuses)
         assert proc.wait(timeout=30) == 0
     finally:
