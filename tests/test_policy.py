@@ -62,7 +62,7 @@ def test_tiers_and_the_default_tier_in_the_tier_mode():
     [
         (Ask(rate=0.5, tier="fast"), ConflictingChoicesError, "give one of"),
         (Ask(rate=0.5, need=Need("min_accuracy", 50)), ConflictingChoicesError, "give one of"),
-        (Ask(mode="magic"), UnknownModeError, "unknown mode 'magic'"),
+        (Ask(mode="magic"), UnknownModeError, 'unknown mode "magic"'),
         (Ask(need=Need("min_accuracy", 0), mode="exact"), ModeConflictsWithNeedError, "prior"),
         (Ask(tier="turbo"), UnknownTierError, "known: accurate, balanced, fast"),
         (Ask(rate=1.5), RateOutOfRangeError, "outside the model's range [0.0, 0.99]"),
