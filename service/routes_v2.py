@@ -13,7 +13,7 @@ from fastapi import APIRouter, Depends, Request, Response
 from service.dataplane import DataPlane
 from service.decoding import read_body
 from service.dependencies import HostDep, PlaneDep, ReadyDep, SettingsDep
-from service.errors import UnknownModelError
+from service.errors import UnknownModelError, shown
 from service.host import ModelHost
 from service.http_methods import serve_head_where_get
 from service.input_rules import InputRules
@@ -29,10 +29,12 @@ def _served(host: ModelHost, name: str, version: str | None = None) -> ModelHost
     """The host, when `name` is the model it serves and `version` (full or its first 12
     characters), if given, the served version; 404 otherwise."""
     if name != host.name:
-        raise UnknownModelError(f"unknown model {name!r}; this server serves {host.name!r}")
+        raise UnknownModelError(
+            f"unknown model {shown(name)}; this server serves {shown(host.name)}"
+        )
     if version is not None and version not in (host.version, host.version[:12]):
         raise UnknownModelError(
-            f"unknown version {version!r} of {name!r}; served: {host.version[:12]}"
+            f"unknown version {shown(version)} of {shown(name)}; served: {host.version[:12]}"
         )
     return host
 

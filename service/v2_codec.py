@@ -104,7 +104,7 @@ def split_body(
             raise
     if not (header_length.isascii() and header_length.isdigit()) or int(header_length) > len(body):
         raise BadHeaderLengthError(
-            f"Inference-Header-Content-Length {header_length!r} does not fit a body of "
+            f"Inference-Header-Content-Length {shown(header_length)} does not fit a body of "
             f"{len(body)} bytes"
         )
     split = int(header_length)

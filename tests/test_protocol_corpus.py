@@ -308,7 +308,7 @@ CORPUS: list[tuple[str, bytes, dict[str, str], int, list[str]]] = [
     ),
     (V2, *v2_binary(0), 400, ["Inference-Header-Content-Length is 0", "JSON part is empty"]),
     (V2, *v2_binary(10), 400, ["JSON part (the first 10 bytes", "malformed JSON"]),
-    (V2, v2_binary()[0], {"inference-header-content-length": "x"}, 400, ["'x' does not fit"]),
+    (V2, v2_binary()[0], {"inference-header-content-length": "x"}, 400, ['"x" does not fit']),
     (V2, json.dumps(v2_body(parameters={"Rate": 0.99})).encode(), {}, 422, ["Rate", "known"]),
     (V2, json.dumps(v2_body(parameters=0)).encode(), {}, 422, ["parameters must be a JSON"]),
     (

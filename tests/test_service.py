@@ -368,7 +368,11 @@ def test_v2_health_and_metadata(client, synthetic_store):
     assert meta["inputs"] == [{"name": "skeleton", "datatype": "FP32", "shape": [-1, -1, 30, 3]}]
     assert client.get(f"/v2/models/{name}/ready").json() == {"name": name, "ready": True}
     r = client.get("/v2/models/other")
-    assert r.status_code == 404 and "unknown model" in r.json()["error"]
+    assert r.status_code == 404 and 'unknown model "other"' in r.json()["error"]
+    long = "x" * 5000  # a path segment is quoted cut, as a body's values are
+    for path in (f"/v2/models/{long}", f"/v2/models/{name}/versions/{long}"):
+        r = client.get(path)
+        assert r.status_code == 404 and len(r.json()["error"]) < 200, r.json()["error"]
     assert client.post("/v2/models/other/infer", json={}).status_code == 404
 
 
