@@ -187,11 +187,14 @@ def test_two_seeds_aggregate_to_the_mean_and_sample_std_over_seeds(tmp_path, mon
 
 
 @pytest.mark.parametrize("dataset", ["sbu", "fpha"])
-def test_one_seed_table_is_the_committed_one(dataset):
-    """One seed's results make the table the README quotes, unchanged by seeds."""
+def test_committed_table_is_the_one_its_results_make(dataset):
+    """The table the README quotes is what the committed results JSON makes: mean ± sd over
+    the config's seeds."""
     results_dir = Path(__file__).resolve().parents[1] / "docs" / "results"
     results = json.loads((results_dir / f"{dataset}.json").read_text())
-    assert results_table({**results, "seeds": [0]}) == (results_dir / f"{dataset}.md").read_text()
+    assert results["seeds"] == [0, 1, 2] and "spread" in results
+    table = results_table(results)
+    assert table == (results_dir / f"{dataset}.md").read_text() and " ± " in table
 
 
 def test_seeds_are_distinct_and_selected_among_the_configs(tmp_path):
