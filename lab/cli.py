@@ -1,7 +1,7 @@
-"""`mrmp convert | train | eval | reproduce | ablate | robustness | serve | release`: the
-command line over the lab, training and the service (`serve` is `service.cli`'s, also
-installed alone as `mrmp-serve`; `train` and `eval` are lab/model_commands.py's, `convert`
-lab/convert.py's)."""
+"""`mrmp convert | train | eval | alignment | reproduce | ablate | robustness | serve | release`:
+the command line over the lab, training and the service (`serve` is `service.cli`'s, also
+installed alone as `mrmp-serve`; `train`, `eval` and `alignment` are lab/model_commands.py's,
+`convert` lab/convert.py's)."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ import typer
 
 from lab.cli_options import CONFIG_HELP, command_line, experiment, parse_rates
 from lab.convert import convert_app
-from lab.model_commands import eval_cmd, held_out, load_for, train_cmd
+from lab.model_commands import alignment_cmd, eval_cmd, held_out, load_for, train_cmd
 from lab.tables import ablation_table
 from mrmp.priors import PRIORS
 from service.cli import serve_cmd
@@ -32,6 +32,7 @@ def _units(dataset: str) -> Path:
 app.add_typer(convert_app, name="convert")
 app.command("train")(train_cmd)
 app.command("eval")(eval_cmd)
+app.command("alignment")(alignment_cmd)
 
 
 def _experiment_command(command: str, config: Path, *options: str) -> str:

@@ -33,6 +33,7 @@ from mrmp.rates import MODES, rate_key
 from mrmp.skeleton import DescriptorConfig
 from mrmp.skeleton.descriptor import SkeletonShapeError
 from mrmp.store import MANIFEST, StoreError, load_model, save_model
+from training.alignment import ALIGNMENT_RATES, prior_alignment
 from training.datasets import DatasetFolderError, SkeletonDataset
 from training.datasets.folder import TEST_FOLD
 from training.evaluate import RATE_GRID, evaluate_rate
@@ -236,3 +237,25 @@ def eval_cmd(
         ids = [ds.ids[i] for i in idx.tolist()]
         predictions.write_text(json.dumps({"ids": ids, "mode": mode, "predictions": preds}))
         typer.echo(f"wrote {predictions}")
+
+
+def alignment_cmd(
+    model: Annotated[Path, typer.Option(help="model folder")],
+    rates: Annotated[
+        str | None, typer.Option(help="comma-separated rates (default: 0.50 to 0.98 by 0.01)")
+    ] = None,
+) -> None:
+    """How closely each prunable layer's latent weights follow the model's prior: training's KL
+    estimate, and the worst prior-mode observed rate against the requested one (points)."""
+    try:
+        net, manifest = load_model(model)
+    except StoreError as e:
+        typer.echo(f"mrmp alignment: {e}", err=True)
+        raise typer.Exit(2) from None
+    rows = prior_alignment(net, parse_rates(rates, ALIGNMENT_RATES))
+    typer.echo(f"{manifest.name}: prior {net.prior.name}")
+    typer.echo(f"{'layer':<24} {'weights':>9} {'KL':>9} {'worst observed - requested':>27}")
+    for row in rows:
+        kl = "-" if row.kl is None else f"{row.kl:.5f}"
+        where = f"{row.worst_error:+.2f} points at {row.worst_rate:.2f}"
+        typer.echo(f"{row.name:<24} {row.weights:>9} {kl:>9} {where:>27}")

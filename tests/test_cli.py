@@ -5,6 +5,7 @@ from typer.testing import CliRunner
 from lab.cli import app
 from mrmp.store import load_model
 from tests.experiments import SYNTHETIC_TOML
+from training.alignment import prior_alignment
 
 runner = CliRunner()
 
@@ -35,9 +36,16 @@ def test_train_then_eval_on_synthetic(tmp_path):
     assert "rate 0.93" in result.output
     saved = json.loads(preds.read_text())
     assert len(saved["predictions"]["0.93"]) == len(saved["ids"]) > 0
+    result = runner.invoke(app, ["alignment", "--model", str(out), "--rates", "0.5,0.9"])
+    assert result.exit_code == 0, result.output
+    net, _ = load_model(out)
+    total = prior_alignment(net, (0.5, 0.9))[-1]
+    assert f"{total.worst_error:+.2f} points at {total.worst_rate:.2f}" in result.output
 
 
 def test_bad_arguments_are_refused(tmp_path):
+    result = runner.invoke(app, ["alignment", "--model", str(tmp_path / "absent")])
+    assert result.exit_code == 2 and "absent" in result.output
     result = runner.invoke(app, ["train", "--out", str(tmp_path / "m"), "--rates", "0.5,1.2"])
     assert result.exit_code != 0
     assert "[0, 1)" in result.output
