@@ -442,7 +442,13 @@ class Reproduction:
                     results["srmp"][key], spread["srmp"][key] = summary(
                         units, lambda u: u["accuracy"]
                     )
-        for target in ("mrmp", "mrmp_exact", "observed_rate", "rate_error_max"):
+        for target in (
+            "mrmp",
+            "mrmp_exact",
+            "observed_rate",
+            "rate_error_max",
+            "rate_error_of_mean",
+        ):
             results[target] = {}
         spread["mrmp"], spread["mrmp_exact"] = {}, {}
         for prior in exp.mrmp.priors:
@@ -469,6 +475,13 @@ class Reproduction:
                 )
                 for mode in MODES
             }
+            # Issue 21's measure: the worst |mean observed - requested|, the mean over seeds
+            # of the fold means, in prior mode.
+            means = results["observed_rate"][prior]
+            if all(means[k] is not None for k in checked):
+                results["rate_error_of_mean"][prior] = round(
+                    max(abs(means[k] - float(k)) for k in checked), 5
+                )
         if len(self.seeds) > 1:
             results["spread"] = spread
         out_dir.mkdir(parents=True, exist_ok=True)

@@ -40,6 +40,14 @@ def test_results_shape_table_and_plots(tmp_path):
         assert {rate_key(r) for r in RATE_GRID} <= set(results["mrmp"][prior])
         assert set(results["observed_rate"][prior]) == set(results["mrmp"][prior])
         assert results["rate_error_max"][prior]["exact"] < 1e-3
+        # The error of the mean observed rate is at most the worst single unit's.
+        mean = results["observed_rate"][prior]
+        checked = [k for k in mean if 0.5 <= float(k) <= 0.98]
+        expected = max(abs(mean[k] - float(k)) for k in checked)
+        assert results["rate_error_of_mean"][prior] == pytest.approx(expected, abs=1e-5)
+        assert (
+            results["rate_error_of_mean"][prior] <= results["rate_error_max"][prior]["prior"] + 1e-4
+        )
     table = (tmp_path / "out" / "synthetic-sbu.md").read_text()
     assert "| **0.98** |" in table and "| 0.93 (unseen) |" in table
     for plot in ("synthetic-sbu_accuracy.png", "synthetic-sbu_observed_rate.png"):
