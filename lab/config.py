@@ -122,6 +122,8 @@ class MrmpSettings(_Strict):
     temporal_crops: int | None = Field(None, ge=1, serialization_alias="mrmp_temporal_crops")
     # The KL estimate's bins over the prior's support (TrainConfig.kl_bins, METHOD section 4).
     kl_bins: int | None = Field(None, ge=2, serialization_alias="mrmp_kl_bins")
+    # The observed-rate term's weight (TrainConfig.rate_weight); 0 (off) is held as None.
+    rate_weight: float | None = Field(None, ge=0, serialization_alias="mrmp_rate_weight")
     # TrainConfig.inplace_distill; off is held as None (as missing_views).
     inplace_distill: bool | None = Field(None, serialization_alias="mrmp_inplace_distill")
     # Missing-detection views of each training sequence (TrainConfig.missing_views); 0 (off)
@@ -130,7 +132,9 @@ class MrmpSettings(_Strict):
     # Not a unit setting: each prior is a unit of its own; SRMP uses the best of these.
     priors: tuple[str, ...] = Field(tuple(PRIORS), min_length=1, exclude=True)
 
-    _off_is_none = field_validator("missing_views", "inplace_distill")(_none_when_off)
+    _off_is_none = field_validator("missing_views", "inplace_distill", "rate_weight")(
+        _none_when_off
+    )
 
     @field_validator("priors")
     @classmethod
@@ -152,10 +156,11 @@ class SrmpSettings(_Strict):
     batch_size: int | None = Field(None, ge=1, serialization_alias="srmp_batch_size")
     temporal_crops: int | None = Field(None, ge=1, serialization_alias="srmp_temporal_crops")
     kl_bins: int | None = Field(None, ge=2, serialization_alias="srmp_kl_bins")
+    rate_weight: float | None = Field(None, ge=0, serialization_alias="srmp_rate_weight")
     # As MrmpSettings.missing_views (0 is held as None).
     missing_views: int | None = Field(None, ge=0, serialization_alias="srmp_missing_views")
 
-    _off_is_none = field_validator("missing_views")(_none_when_off)
+    _off_is_none = field_validator("missing_views", "rate_weight")(_none_when_off)
 
 
 class TrainOverrides(_Strict):

@@ -129,9 +129,18 @@ def mrmp_config(
 
 
 def recipe_overrides(settings: MrmpSettings | SrmpSettings) -> dict[str, Any]:
-    """The optimizer, batch, view and KL-bin settings an experiment file sets for a method, as
-    TrainConfig fields (those it leaves out, or sets off, keep TrainConfig's defaults)."""
-    keys = ("lr", "lr_schedule", "batch_size", "temporal_crops", "missing_views", "kl_bins")
+    """The optimizer, batch, view, KL-bin and observed-rate-term settings an experiment file
+    sets for a method, as TrainConfig fields (those it leaves out, or sets off, keep
+    TrainConfig's defaults)."""
+    keys = (
+        "lr",
+        "lr_schedule",
+        "batch_size",
+        "temporal_crops",
+        "missing_views",
+        "kl_bins",
+        "rate_weight",
+    )
     return {key: value for key in keys if (value := getattr(settings, key)) is not None}
 
 

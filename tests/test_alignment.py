@@ -8,6 +8,7 @@ import torch
 from mrmp.gcn import GCNConfig, LatentGCN
 from mrmp.priors import get_prior
 from training.alignment import ALIGNMENT_RATES, prior_alignment
+from training.kld import quantile_grid
 
 
 def _model_following(prior_name: str, stretch: float) -> LatentGCN:
@@ -20,8 +21,7 @@ def _model_following(prior_name: str, stretch: float) -> LatentGCN:
     with torch.no_grad():
         for _, z in model.latents(prunable_only=True):
             n = z.numel()
-            levels = (torch.arange(n, dtype=torch.float64) + 0.5) / n
-            values = prior.quantile(levels).float() * stretch
+            values = quantile_grid(prior, n) * stretch
             z.copy_(values[torch.randperm(n, generator=gen)].reshape(z.shape))
     return model
 

@@ -3,7 +3,7 @@ import torch
 
 from mrmp.bandstop import annealed_crispness, bandstop
 from mrmp.priors import PRIORS, get_prior
-from training.kld import SoftCdf, SoftHistogramKL
+from training.kld import SoftCdf, SoftHistogramKL, SoftRateGap, quantile_grid
 
 
 def test_bandstop_shape():
@@ -92,3 +92,52 @@ def test_soft_cdf_backward_equals_autograd_through_erf():
     torch.testing.assert_close(SoftCdf.apply(z, edges, scale), reference.detach(), rtol=0, atol=0)
     torch.testing.assert_close(z1.grad, z2.grad, rtol=1e-12, atol=1e-30)
     assert torch.all(z1.grad[-2:].abs() < 1e-30)  # beyond every edge: no pull
+
+
+@pytest.mark.parametrize("name", list(PRIORS))
+def test_rate_gap_is_zero_on_the_prior_and_measures_the_hard_rate_off_it(name):
+    prior = get_prior(name)
+    rates = (0.0, 0.5, 0.9)
+    kernel = SoftHistogramKL(prior).h
+    gap = SoftRateGap(prior, rates, kernel=kernel, sample=None)
+    aligned = quantile_grid(prior, 40_000)
+    assert float(gap.gap(aligned)) < 1e-10
+    # Weights stretched by 1.2: the hard observed rate at a(r) is the prior's rate at a / 1.2;
+    # the soft one follows it to within the kernel's smoothing.
+    stretched = aligned * 1.2
+    hard = torch.tensor(
+        [float((stretched.abs() <= prior.threshold(r)).float().mean()) for r in rates[1:]]
+    )
+    soft = gap.soft_rates(stretched)
+    assert torch.all(hard < torch.tensor(rates[1:]) - 0.03)  # under-pruned, as a check
+    torch.testing.assert_close(soft - gap.target, hard - torch.tensor(rates[1:]), atol=0.01, rtol=0)
+    assert float(gap.gap(stretched)) == pytest.approx(float((soft - gap.target).square().mean()))
+
+
+def test_rate_gap_gradient_closes_an_under_pruning():
+    prior = get_prior("laplace")
+    rates = (0.5, 0.7, 0.9)
+    gap = SoftRateGap(prior, rates, kernel=SoftHistogramKL(prior).h, sample=None)
+    z = (quantile_grid(prior, 5_000) * 1.2).requires_grad_()
+
+    def worst_error() -> float:
+        return max(
+            abs(float((z.detach().abs() <= prior.threshold(r)).float().mean()) - r) for r in rates
+        )
+
+    before = worst_error()
+    opt = torch.optim.Adam([z], lr=0.01)
+    for _ in range(200):
+        opt.zero_grad()
+        gap([z]).backward()
+        opt.step()
+    # The soft rates reach the prior's; the hard ones follow, up to the weights the kernel
+    # cannot tell apart near each threshold (alone, the term piles them there).
+    assert float(gap([z]).detach()) < 1e-8
+    assert before > 0.05
+    assert worst_error() < before / 3
+
+
+def test_rate_gap_needs_a_rate_above_zero():
+    with pytest.raises(ValueError, match="at least one rate above 0"):
+        SoftRateGap(get_prior("gaussian"), (0.0,), kernel=0.1)

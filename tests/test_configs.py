@@ -138,11 +138,11 @@ def test_mrmp_recipe_options_reach_training_and_absent_keep_the_settings_hash():
         "temporal_crops": 4,
         "inplace_distill": True,
         "kl_bins": 96,
+        "rate_weight": 300.0,
     }
     on = synthetic_experiment(mrmp=options)
-    assert synthetic_experiment(mrmp={"inplace_distill": False}).unit_hash("mrmp") == (
-        base.unit_hash("mrmp")
-    )
+    for off in ({"inplace_distill": False}, {"rate_weight": 0.0}):
+        assert synthetic_experiment(mrmp=off).unit_hash("mrmp") == base.unit_hash("mrmp")
     assert on.unit_hash("mrmp") != base.unit_hash("mrmp")
     assert on.unit_settings("mrmp")["mrmp_batch_size"] == 64
     cfg = Reproduction(on, None).mrmp_config("gaussian")
@@ -152,9 +152,11 @@ def test_mrmp_recipe_options_reach_training_and_absent_keep_the_settings_hash():
         64,
         4,
     )
-    assert cfg.inplace_distill and cfg.kl_bins == 96
-    srmp = Reproduction(synthetic_experiment(srmp={"kl_bins": 96}), None)
+    assert cfg.inplace_distill and cfg.kl_bins == 96 and cfg.rate_weight == 300.0
+    assert cfg.to_dict()["rate_weight"] == 300.0
+    srmp = Reproduction(synthetic_experiment(srmp={"kl_bins": 96, "rate_weight": 30.0}), None)
     assert srmp.srmp_config("gaussian", 0.5).kl_bins == 96
+    assert srmp.srmp_config("gaussian", 0.5).rate_weight == 30.0
     assert srmp.exp.unit_hash("srmp") != base.unit_hash("srmp")
     assert Reproduction(base, None).srmp_config("gaussian", 0.5).kl_bins == 48
     plain = Reproduction(base, None).mrmp_config("gaussian")
@@ -164,7 +166,8 @@ def test_mrmp_recipe_options_reach_training_and_absent_keep_the_settings_hash():
         1,
         False,
     )
-    assert plain.kl_bins == 48
+    assert plain.kl_bins == 48 and plain.rate_weight == 0.0
+    assert "rate_weight" not in plain.to_dict()  # off: recorded as before the option
     assert plain.batch_size == base.protocol.batch_size
 
 

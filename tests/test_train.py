@@ -160,3 +160,14 @@ def test_one_view_trains_exactly_like_plain_descriptors(synthetic):
 
     for a, b in zip(run(xtr).parameters(), run(xtr[None]).parameters(), strict=True):
         torch.testing.assert_close(a, b)
+
+
+def test_the_observed_rate_term_is_trained_and_recorded(synthetic):
+    _, history, _ = _fit(
+        synthetic, "mrmp", 3, rates=(0.0, 0.5, 0.9), rates_per_step=None, rate_weight=100.0
+    )
+    assert all(record["rate_gap"] >= 0 for record in history)
+    _, plain, _ = _fit(synthetic, "mrmp", 1, rates=(0.0, 0.5), rates_per_step=None)
+    assert "rate_gap" not in plain[-1]
+    with pytest.raises(ValueError, match="rate_weight must be >= 0"):
+        TrainConfig(rate_weight=-1.0)

@@ -50,6 +50,22 @@ class SoftCdf(torch.autograd.Function):
         return grad_z.mul_(-1.0 / (t.shape[0] * ctx.scale * math.sqrt(math.pi))), None, None
 
 
+def quantile_grid(prior: Prior, points: int = 20_000) -> Tensor:
+    """The prior's quantiles at the midpoints of `points` equal steps of probability: values
+    that follow the prior exactly, to smooth as the weights are."""
+    levels = (torch.arange(points, dtype=torch.float64) + 0.5) / points
+    return prior.quantile(levels).float()
+
+
+def subsample(z: Tensor, sample: int | None) -> Tensor:
+    """z flattened, or `sample` of its values drawn uniformly (with replacement) when it has
+    more: keeps an estimate's cost flat for large layers."""
+    z = z.reshape(-1)
+    if sample is not None and z.numel() > sample:
+        z = z[torch.randint(z.numel(), (sample,), device=z.device)]
+    return z
+
+
 class SoftHistogramKL:
     """KL(P || Q) on `bins` equal bins over [-support, support] plus two tail bins.
 
@@ -73,19 +89,14 @@ class SoftHistogramKL:
         self.eps = eps
         self.sample = None
         if smooth_prior:
-            grid = 20_000
-            levels = (torch.arange(grid, dtype=torch.float64) + 0.5) / grid
-            self.q = self.histogram(prior.quantile(levels).float())
+            self.q = self.histogram(quantile_grid(prior))
         else:
             self.q = prior.bin_masses(self.edges).float()
         self.sample = sample
 
     def histogram(self, z: Tensor) -> Tensor:
         """Soft bin masses of the values in z (bins + 2 values)."""
-        z = z.reshape(-1)
-        if self.sample is not None and z.numel() > self.sample:
-            idx = torch.randint(z.numel(), (self.sample,), device=z.device)
-            z = z[idx]
+        z = subsample(z, self.sample)
         soft_cdf = SoftCdf.apply(z, self.edges.to(z.device), self.h * math.sqrt(2.0))
         zero, one = soft_cdf.new_zeros(1), soft_cdf.new_ones(1)
         return torch.diff(torch.cat([zero, soft_cdf, one]))
@@ -98,3 +109,43 @@ class SoftHistogramKL:
     def __call__(self, latents: list[Tensor]) -> Tensor:
         """The mean over layers of each layer's KL (per-layer alignment)."""
         return torch.stack([self.divergence(z) for z in latents]).mean()
+
+
+class SoftRateGap:
+    """The mean squared gap between each layer's soft observed rate and the prior's, at the
+    prior thresholds a(r) of `rates` [ours; METHOD sections 3-4].
+
+    The observed rate at r is the fraction of |z| <= a(r) (`mrmp.derive`); softened by the KL
+    estimate's Gaussian kernel (std `kernel` in latent units), it is C(a) - C(-a) with C the
+    kernel-smoothed distribution function (`SoftCdf`). The target is the same quantity for the
+    prior, on a fine quantile grid of it, so weights that follow the prior get a gap of 0 at
+    every rate. The KL of a smooth shortfall of a point of mass is about 1e-4, too small for
+    its weight to close; this term measures the shortfall itself. Rates of 0 are skipped
+    (a(0) = 0). `sample` caps the weights per layer as in `SoftHistogramKL`.
+    """
+
+    def __init__(
+        self, prior: Prior, rates: tuple[float, ...], kernel: float, sample: int | None = 32768
+    ) -> None:
+        a = torch.tensor([prior.threshold(r) for r in rates if r > 0], dtype=torch.float32)
+        if a.numel() == 0:
+            raise ValueError("SoftRateGap needs at least one rate above 0")
+        self.edges = torch.cat([-a, a])
+        self.scale = kernel * math.sqrt(2.0)
+        self.sample = None
+        self.target = self.soft_rates(quantile_grid(prior))
+        self.sample = sample
+
+    def soft_rates(self, z: Tensor) -> Tensor:
+        """The soft observed rate of the values in z at each threshold: (rates,) in [0, 1]."""
+        z = subsample(z, self.sample)
+        cdf = SoftCdf.apply(z, self.edges.to(z.device), self.scale)
+        k = cdf.numel() // 2
+        return cdf[k:] - cdf[:k]
+
+    def gap(self, z: Tensor) -> Tensor:
+        return (self.soft_rates(z) - self.target.to(z.device)).square().mean()
+
+    def __call__(self, latents: list[Tensor]) -> Tensor:
+        """The mean over layers of each layer's gap (per-layer, as the KL)."""
+        return torch.stack([self.gap(z) for z in latents]).mean()

@@ -16,7 +16,7 @@ from tqdm import tqdm
 
 from mrmp.bandstop import annealed_crispness
 from mrmp.gcn import Gate, LatentGCN, MaskGate, SoftGate, dense_gate
-from training.kld import SoftHistogramKL
+from training.kld import SoftHistogramKL, SoftRateGap
 
 # The paper's seen rates.
 PAPER_RATES: tuple[float, ...] = (0.5, 0.55, 0.6, 0.65, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95, 0.98)
@@ -54,6 +54,9 @@ class TrainConfig:
     kl_weight: float = 1.0
     kl_bins: int = 48
     kl_sample: int | None = 32768
+    # The observed-rate term [ours]: this weight times SoftRateGap at the seen rates' prior
+    # thresholds, beside the KL; 0 (off) leaves the paper's objective.
+    rate_weight: float = 0.0
     epochs: int = 300
     batch_size: int = 200
     lr: float = 1e-3
@@ -89,6 +92,8 @@ class TrainConfig:
             raise ValueError(f"temporal_crops must be >= 1, got {self.temporal_crops}")
         if self.missing_views < 0:
             raise ValueError(f"missing_views must be >= 0, got {self.missing_views}")
+        if self.rate_weight < 0:
+            raise ValueError(f"rate_weight must be >= 0, got {self.rate_weight}")
         if not 0.0 < self.crop_min <= 1.0:
             raise ValueError(f"crop_min must lie in (0, 1], got {self.crop_min}")
         if self.method == "dense":
@@ -96,10 +101,11 @@ class TrainConfig:
         self.rates = tuple(float(r) for r in self.rates)
 
     def to_dict(self) -> dict:
-        """The settings as a manifest records them; missing_views and inplace_distill only when
-        on, so a run without them records what runs made before the options did."""
+        """The settings as a manifest records them; missing_views, inplace_distill and
+        rate_weight only when on, so a run without them records what runs made before the
+        options did."""
         settings = asdict(self)
-        for option in ("missing_views", "inplace_distill"):
+        for option in ("missing_views", "inplace_distill", "rate_weight"):
             if not settings[option]:
                 del settings[option]
         return settings
@@ -190,6 +196,9 @@ def train(
         )
     kl = SoftHistogramKL(model.prior, bins=cfg.kl_bins, sample=cfg.kl_sample)
     use_kl = cfg.method != "dense" and cfg.kl_weight > 0
+    rate_gap = None
+    if cfg.method != "dense" and cfg.rate_weight > 0:
+        rate_gap = SoftRateGap(model.prior, cfg.rates, kernel=kl.h, sample=cfg.kl_sample)
     history: list[dict] = []
     start = 0
     if checkpoint is not None and checkpoint.exists():
@@ -216,7 +225,7 @@ def train(
         # A view is drawn only when there are several, so that a run without crops draws the
         # same batches from the generator as the units trained without the option.
         view = torch.randint(len(views), (n,), generator=gen) if len(views) > 1 else None
-        ce_sum = kl_sum = 0.0
+        ce_sum = kl_sum = gap_sum = 0.0
         steps = 0
         for s in range(0, n, cfg.batch_size):
             idx = order[s : s + cfg.batch_size]
@@ -243,6 +252,10 @@ def train(
                 div = kl([z for _, z in model.latents()])
                 loss = ce + cfg.kl_weight * div
                 kl_sum += float(div.detach())
+            if rate_gap is not None:
+                gap = rate_gap([z for _, z in model.latents()])
+                loss = loss + cfg.rate_weight * gap
+                gap_sum += float(gap.detach())
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -256,6 +269,8 @@ def train(
             "kl": kl_sum / steps,
             "lr": opt.param_groups[0]["lr"],  # for the next step
         }
+        if rate_gap is not None:
+            record["rate_gap"] = gap_sum / steps
         history.append(record)
         bar.set_postfix(ce=f"{record['ce']:.3f}", kl=f"{record['kl']:.4f}")
         if checkpoint is not None and (
